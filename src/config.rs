@@ -1,0 +1,79 @@
+//! Connection settings: the role, every limit with its default, and the timers.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::time::Duration;
+
+/// Which end of the connection this is. It decides masking (RFC 6455 §5.1) and who closes
+/// the TCP connection first (§7.1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Opens the connection; masks every frame it sends.
+    Client,
+    /// Accepts the connection; never masks.
+    Server,
+}
+
+/// Limits and behaviour of a connection. Start from [`Config::default`] and change fields.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// The largest message accepted, in bytes (default 1 MiB, as Python `websockets`).
+    ///
+    /// A frame whose declared length takes the message past this is rejected with 1009
+    /// from its header, before any of its payload is buffered, so a peer cannot make the
+    /// connection hold more than this (plus one read) per message.
+    pub max_message_size: usize,
+    /// The largest single data frame accepted, in bytes (default `None`: only
+    /// `max_message_size` applies). Exceeding it fails with 1009.
+    pub max_frame_size: Option<usize>,
+    /// The most frames one message may arrive in (default 65,536). Fragments are joined in
+    /// place, so they cost no memory beyond their payload; this bounds the work a peer can
+    /// cause with floods of tiny fragments. Exceeding it fails with 1008.
+    pub max_fragments_per_message: usize,
+    /// How many bytes `Connection::receive_buffer` offers for one read (default 64 KiB).
+    pub read_buffer_size: usize,
+    /// Answer each Ping with a Pong automatically (default `true`, RFC 6455 §5.5.2).
+    /// Pings are reported either way.
+    pub auto_pong: bool,
+    /// Send a Ping when nothing has been received for this long (default 20 s; `None` turns
+    /// keepalive off).
+    pub keepalive_interval: Option<Duration>,
+    /// Fail the connection with 1011 when the keepalive Ping gets no Pong this long after it
+    /// was sent (default 20 s; `None` waits forever).
+    pub keepalive_timeout: Option<Duration>,
+    /// After our Close is sent, how long to wait for the peer's Close (and, as a client, for
+    /// the server to close TCP) before giving up and asking to shut down (default 10 s).
+    pub close_timeout: Option<Duration>,
+    /// How long the opening handshake may take (default 10 s), so that a peer that never
+    /// finishes its request is dropped.
+    pub handshake_timeout: Option<Duration>,
+    /// The largest HTTP request or response head, in bytes (default 16 KiB). A server answers
+    /// a larger request with 431.
+    pub max_head_size: usize,
+    /// The most header lines in an HTTP head (default 64). A server answers more with 431.
+    pub max_headers: usize,
+    /// Origins a server accepts (`Origin` header values, compared case-insensitively); a
+    /// request from any other origin, or without one, gets 403. `None` (the default) accepts
+    /// every origin.
+    pub allowed_origins: Option<Vec<String>>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            max_message_size: 1 << 20,
+            max_frame_size: None,
+            max_fragments_per_message: 1 << 16,
+            read_buffer_size: 64 << 10,
+            auto_pong: true,
+            keepalive_interval: Some(Duration::from_secs(20)),
+            keepalive_timeout: Some(Duration::from_secs(20)),
+            close_timeout: Some(Duration::from_secs(10)),
+            handshake_timeout: Some(Duration::from_secs(10)),
+            max_head_size: 16 << 10,
+            max_headers: 64,
+            allowed_origins: None,
+        }
+    }
+}

@@ -1,0 +1,863 @@
+//! [`Connection`]: one WebSocket connection's state machine, the only place its state changes.
+//!
+//! | state      | input                         | next state | queued on the wire        |
+//! |------------|-------------------------------|------------|---------------------------|
+//! | Open       | data / Ping / Pong frame      | Open       | Pong for a Ping           |
+//! | Open       | peer's Close                  | Closed     | Close echo (same code)    |
+//! | Open       | `close(code, reason)`         | CloseSent  | Close                     |
+//! | Open       | protocol error                | Failed     | Close with the error code |
+//! | Open       | keepalive Pong overdue        | Failed     | Close 1011                |
+//! | CloseSent  | peer's Close                  | Closed     | nothing                   |
+//! | CloseSent  | data frame                    | CloseSent  | nothing (dropped)         |
+//! | CloseSent  | close timeout                 | Closed     | nothing (code 1006)       |
+//! | any        | `fail(code, reason)`          | Closed     | Close, unless already sent|
+//! | any        | EOF before the handshake ends | Closed     | nothing (code 1006)       |
+//!
+//! `wants_shutdown()` turns true, once the output is flushed, when the connection failed, when
+//! a server reaches Closed (the server closes TCP first, RFC 6455 §7.1.1), and when a client in
+//! Closed has seen EOF or waited `close_timeout`.
+
+use crate::buffer::{Output, RecvBuffer};
+use crate::close::{CloseCode, ClosePayload, MAX_CLOSE_REASON, parse_close_payload};
+use crate::config::{Config, Role};
+use crate::entropy::Entropy;
+use crate::error::{Error, ProtocolError, UsageError};
+use crate::event::{Event, MessageKind};
+use crate::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, Opcode};
+use crate::mask::apply_mask;
+use crate::utf8::Utf8Validator;
+use alloc::boxed::Box;
+use alloc::string::ToString;
+use core::ops::Range;
+use core::time::Duration;
+
+/// The connection's state as the browser API names it (`readyState`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConnectionState {
+    /// The opening handshake is in progress.
+    Connecting,
+    /// Messages flow both ways.
+    Open,
+    /// We sent a Close and wait for the peer's.
+    Closing,
+    /// The closing handshake is over, or the connection failed.
+    Closed,
+}
+
+#[derive(Debug)]
+enum State {
+    Open,
+    CloseSent,
+    Closed { code: CloseCode, reported: bool },
+    Failed(Error),
+}
+
+/// A data frame whose header was read and whose payload is still arriving.
+#[derive(Debug)]
+struct FrameProgress {
+    remaining: u64,
+    mask: Option<[u8; 4]>,
+    /// Payload bytes unmasked so far, for the key phase.
+    unmasked: usize,
+    fin: bool,
+}
+
+/// A data message being joined in place: `start..end` of the receive buffer holds its
+/// unmasked payload so far.
+#[derive(Debug)]
+struct MessageProgress {
+    kind: MessageKind,
+    start: usize,
+    end: usize,
+    fragments: usize,
+    utf8: Utf8Validator,
+}
+
+/// What `step` found, as buffer ranges, so that the event can borrow after the mutation.
+enum Step {
+    NeedData,
+    Continue,
+    Text(Range<usize>),
+    Binary(Range<usize>),
+    Ping(Range<usize>),
+    Pong(Range<usize>),
+    Close(CloseCode, Range<usize>),
+}
+
+/// Deadlines on the driver's clock. `activity` and unarmed state timers make
+/// `poll_timeout` ask for an immediate `handle_timeout`, which arms them with the current time.
+#[derive(Debug, Default)]
+struct Timers {
+    activity: bool,
+    keepalive_at: Option<Duration>,
+    pong_due_at: Option<Duration>,
+    close_at: Option<Duration>,
+    ping_payload: u32,
+}
+
+/// One WebSocket connection, either role, without IO.
+///
+/// Bytes in with [`receive`](Self::receive) (or [`receive_buffer`](Self::receive_buffer) +
+/// [`commit`](Self::commit)), events out with [`next_event`](Self::next_event), bytes out
+/// with [`pending_output`](Self::pending_output) + [`consume_output`](Self::consume_output).
+pub struct Connection {
+    role: Role,
+    config: Config,
+    state: State,
+    recv: RecvBuffer,
+    /// First byte of `recv` not yet parsed.
+    parse_pos: usize,
+    frame: Option<FrameProgress>,
+    message: Option<MessageProgress>,
+    out: Output,
+    /// The kind of the fragmented message we are sending, and its UTF-8 state.
+    sending: Option<(MessageKind, Utf8Validator)>,
+    timers: Timers,
+    /// RSV bits that negotiated extensions define.
+    rsv_allowed: u8,
+    shutdown: bool,
+    eof: bool,
+}
+
+impl core::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Connection")
+            .field("role", &self.role)
+            .field("state", &self.state)
+            .field("buffered_in", &(self.recv.filled() - self.parse_pos))
+            .field("out", &self.out)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    /// A server connection on a stream whose upgrade is already done (for example by
+    /// hyper or axum, or an HTTP/2 or HTTP/3 extended CONNECT stream, RFC 8441/9220).
+    #[must_use]
+    pub fn upgraded_server(config: Config) -> Self {
+        Self::open(Role::Server, config, None)
+    }
+
+    /// A client connection on a stream whose upgrade is already done. `entropy` supplies the
+    /// masking keys and must be a CSPRNG (see [`Entropy`]).
+    #[must_use]
+    pub fn upgraded_client(config: Config, entropy: impl Entropy + Send + 'static) -> Self {
+        Self::open(Role::Client, config, Some(Box::new(entropy)))
+    }
+
+    fn open(role: Role, config: Config, entropy: Option<Box<dyn Entropy + Send>>) -> Self {
+        Self {
+            role,
+            config,
+            state: State::Open,
+            recv: RecvBuffer::default(),
+            parse_pos: 0,
+            frame: None,
+            message: None,
+            out: Output::new(entropy),
+            sending: None,
+            timers: Timers {
+                activity: true,
+                ..Timers::default()
+            },
+            rsv_allowed: 0,
+            shutdown: false,
+            eof: false,
+        }
+    }
+
+    /// This connection's role.
+    #[must_use]
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The configuration it runs with.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    // ----- input -------------------------------------------------------------------------
+
+    /// Buffers bytes received from the peer. Nothing is processed until
+    /// [`next_event`](Self::next_event).
+    pub fn receive(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() || !self.accepts_input() {
+            return;
+        }
+        self.make_room(bytes.len());
+        self.recv.spare()[..bytes.len()].copy_from_slice(bytes);
+        self.recv.commit(bytes.len());
+        self.timers.activity = true;
+    }
+
+    /// Lends room for the next read, so the driver reads straight into the connection's
+    /// buffer. Write into a prefix of it, then call [`commit`](Self::commit) with the count.
+    /// It is at least `Config::read_buffer_size` long (empty once input is no longer used).
+    pub fn receive_buffer(&mut self) -> &mut [u8] {
+        if self.accepts_input() {
+            self.make_room(self.config.read_buffer_size);
+            self.recv.spare()
+        } else {
+            &mut []
+        }
+    }
+
+    /// Takes `n` bytes written into [`receive_buffer`](Self::receive_buffer) as received.
+    ///
+    /// # Panics
+    /// If `n` is larger than the slice that was lent.
+    pub fn commit(&mut self, n: usize) {
+        if n > 0 && self.accepts_input() {
+            self.recv.commit(n);
+            self.timers.activity = true;
+        }
+    }
+
+    /// The peer closed its side of the stream (a read returned 0).
+    pub fn receive_eof(&mut self) {
+        if self.eof {
+            return;
+        }
+        self.eof = true;
+        match self.state {
+            State::Open | State::CloseSent => {
+                // RFC 6455 §7.1.5: closed without a Close frame is 1006, never sent.
+                self.state = State::Closed {
+                    code: CloseCode::ABNORMAL,
+                    reported: false,
+                };
+                self.shutdown = true;
+                self.drop_input();
+            }
+            State::Closed { .. } => self.shutdown = true,
+            State::Failed(_) => {}
+        }
+    }
+
+    fn accepts_input(&self) -> bool {
+        !self.eof && matches!(self.state, State::Open | State::CloseSent)
+    }
+
+    /// The first byte still needed: the message being joined, else the next unparsed byte.
+    fn live_start(&self) -> usize {
+        self.message.as_ref().map_or(self.parse_pos, |m| m.start)
+    }
+
+    fn make_room(&mut self, want: usize) {
+        self.release_if_drained();
+        let shift = self.recv.make_room(self.live_start(), want);
+        if shift > 0 {
+            self.parse_pos -= shift;
+            if let Some(m) = &mut self.message {
+                m.start -= shift;
+                m.end -= shift;
+            }
+        }
+    }
+
+    /// An idle connection holds no receive buffer: free it once every byte is processed.
+    fn release_if_drained(&mut self) {
+        if self.live_start() == self.recv.filled() {
+            self.recv.release();
+            self.parse_pos = 0;
+            if let Some(m) = &mut self.message {
+                m.start = 0;
+                m.end = 0;
+            }
+        }
+    }
+
+    fn drop_input(&mut self) {
+        self.recv.release();
+        self.parse_pos = 0;
+        self.frame = None;
+        self.message = None;
+    }
+
+    // ----- events ------------------------------------------------------------------------
+
+    /// The next event, or `Ok(None)` when more input is needed. Call it until it returns
+    /// `Ok(None)` after each receive.
+    ///
+    /// # Errors
+    /// The connection failed: the peer broke the protocol (the Close frame with the mapped
+    /// code is already queued) or the keepalive timed out. The same error is returned on
+    /// every later call.
+    pub fn next_event(&mut self) -> Result<Option<Event<'_>>, Error> {
+        self.release_if_drained();
+        let step = loop {
+            match &mut self.state {
+                State::Failed(e) => return Err(e.clone()),
+                State::Closed { code, reported } => {
+                    if *reported {
+                        return Ok(None);
+                    }
+                    *reported = true;
+                    return Ok(Some(Event::Closed(*code)));
+                }
+                State::Open | State::CloseSent => {}
+            }
+            match self.step() {
+                Ok(Step::Continue) => {}
+                Ok(Step::NeedData) => {
+                    self.release_if_drained();
+                    return Ok(None);
+                }
+                Ok(step) => break step,
+                Err(e) => return Err(self.fail_with(e.into())),
+            }
+        };
+        let bytes = self.recv.bytes();
+        Ok(Some(match step {
+            Step::Text(r) => match core::str::from_utf8(&bytes[r]) {
+                Ok(text) => Event::Text(text),
+                Err(_) => unreachable!("text is validated as it arrives"),
+            },
+            Step::Binary(r) => Event::Binary(&bytes[r]),
+            Step::Ping(r) => Event::Ping(&bytes[r]),
+            Step::Pong(r) => Event::Pong(&bytes[r]),
+            Step::Close(code, r) => Event::Close {
+                code,
+                reason: core::str::from_utf8(&bytes[r]).unwrap_or_default(),
+            },
+            Step::Continue | Step::NeedData => unreachable!("handled in the loop"),
+        }))
+    }
+
+    /// Parses and processes as much input as one event needs.
+    fn step(&mut self) -> Result<Step, ProtocolError> {
+        if self.frame.is_some() {
+            return self.continue_data_frame();
+        }
+        let Some((header, header_len)) = FrameHeader::parse(&self.recv.bytes()[self.parse_pos..])?
+        else {
+            return Ok(Step::NeedData);
+        };
+        self.check_header(&header)?;
+        if header.opcode.is_control() {
+            // Control payloads are at most 125 bytes: wait until the whole frame is here.
+            let start = self.parse_pos + header_len;
+            let end = start + header.payload_len as usize;
+            if self.recv.filled() < end {
+                return Ok(Step::NeedData);
+            }
+            if let Some(key) = header.mask {
+                apply_mask(&mut self.recv.bytes_mut()[start..end], key, 0);
+            }
+            self.parse_pos = end;
+            return self.on_control(header.opcode, start..end);
+        }
+        self.parse_pos += header_len;
+        match header.opcode {
+            Opcode::Continuation => {
+                if let Some(m) = &mut self.message {
+                    m.fragments += 1;
+                }
+            }
+            opcode => {
+                let kind = if opcode == Opcode::Text {
+                    MessageKind::Text
+                } else {
+                    MessageKind::Binary
+                };
+                self.message = Some(MessageProgress {
+                    kind,
+                    start: self.parse_pos,
+                    end: self.parse_pos,
+                    fragments: 1,
+                    utf8: Utf8Validator::default(),
+                });
+            }
+        }
+        self.frame = Some(FrameProgress {
+            remaining: header.payload_len,
+            mask: header.mask,
+            unmasked: 0,
+            fin: header.fin,
+        });
+        Ok(Step::Continue)
+    }
+
+    /// Enforces the rules a header alone can break, before any payload is buffered.
+    fn check_header(&self, header: &FrameHeader) -> Result<(), ProtocolError> {
+        match (self.role, header.mask.is_some()) {
+            // RFC 6455 §5.1: a server MUST close on an unmasked frame...
+            (Role::Server, false) => return Err(ProtocolError::UnmaskedFrame),
+            // ...and a client MUST close on a masked one.
+            (Role::Client, true) => return Err(ProtocolError::MaskedFrame),
+            _ => {}
+        }
+        // RFC 6455 §5.2: RSV bits MUST be 0 unless an extension defines them.
+        if header.rsv & !self.rsv_allowed != 0 {
+            return Err(ProtocolError::ReservedBits(header.rsv));
+        }
+        if header.opcode.is_control() {
+            // RFC 6455 §5.5: control frames MUST NOT be fragmented...
+            if !header.fin {
+                return Err(ProtocolError::FragmentedControlFrame);
+            }
+            // ...and carry at most 125 bytes.
+            if header.payload_len > MAX_CONTROL_PAYLOAD as u64 {
+                return Err(ProtocolError::ControlFrameTooLong(header.payload_len));
+            }
+            return Ok(());
+        }
+        let so_far = match (&self.message, header.opcode) {
+            // RFC 6455 §5.4: a continuation needs a fragmented message in progress...
+            (None, Opcode::Continuation) => return Err(ProtocolError::UnexpectedContinuation),
+            // ...and a new message cannot start inside one.
+            (Some(_), Opcode::Text | Opcode::Binary) => {
+                return Err(ProtocolError::ExpectedContinuation);
+            }
+            (Some(m), _) => {
+                if m.fragments >= self.config.max_fragments_per_message {
+                    return Err(ProtocolError::TooManyFragments {
+                        max: self.config.max_fragments_per_message,
+                    });
+                }
+                (m.end - m.start) as u64
+            }
+            (None, _) => 0,
+        };
+        if let Some(max) = self.config.max_frame_size {
+            if header.payload_len > max as u64 {
+                return Err(ProtocolError::FrameTooLarge {
+                    len: header.payload_len,
+                    max,
+                });
+            }
+        }
+        let total = so_far.saturating_add(header.payload_len);
+        if total > self.config.max_message_size as u64 {
+            return Err(ProtocolError::MessageTooLarge {
+                len: total,
+                max: self.config.max_message_size,
+            });
+        }
+        Ok(())
+    }
+
+    /// Unmasks, joins and validates the payload bytes of the current data frame that are here.
+    fn continue_data_frame(&mut self) -> Result<Step, ProtocolError> {
+        let (Some(frame), Some(message)) = (&mut self.frame, &mut self.message) else {
+            unreachable!("a data frame in progress belongs to a message");
+        };
+        let available = (self.recv.filled() - self.parse_pos) as u64;
+        let n = frame.remaining.min(available) as usize;
+        if n == 0 && frame.remaining > 0 {
+            return Ok(Step::NeedData);
+        }
+        let bytes = self.recv.bytes_mut();
+        let src = self.parse_pos..self.parse_pos + n;
+        if let Some(key) = frame.mask {
+            apply_mask(&mut bytes[src.clone()], key, frame.unmasked);
+        }
+        // Join fragments in place: move this payload down over the headers before it.
+        if message.end != src.start {
+            bytes.copy_within(src.clone(), message.end);
+        }
+        let joined = message.end..message.end + n;
+        if message.kind == MessageKind::Text {
+            // RFC 6455 §8.1: fail as soon as the text can no longer be valid UTF-8.
+            message
+                .utf8
+                .feed(&bytes[joined.clone()])
+                .map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        message.end = joined.end;
+        frame.unmasked += n;
+        frame.remaining -= n as u64;
+        self.parse_pos = src.end;
+        if frame.remaining > 0 {
+            return Ok(Step::NeedData);
+        }
+        let fin = frame.fin;
+        self.frame = None;
+        if !fin {
+            return Ok(Step::Continue);
+        }
+        let mut message = self.message.take().expect("checked above");
+        if message.kind == MessageKind::Text {
+            message
+                .utf8
+                .finish()
+                .map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        if matches!(self.state, State::CloseSent) {
+            // After our Close, incoming data is dropped (RFC 6455 §5.5.1).
+            return Ok(Step::Continue);
+        }
+        let range = message.start..message.end;
+        Ok(match message.kind {
+            MessageKind::Text => Step::Text(range),
+            MessageKind::Binary => Step::Binary(range),
+        })
+    }
+
+    fn on_control(&mut self, opcode: Opcode, payload: Range<usize>) -> Result<Step, ProtocolError> {
+        match opcode {
+            Opcode::Ping => {
+                // RFC 6455 §5.5.2: answer with a Pong carrying the same payload, even between
+                // fragments of a message.
+                if self.config.auto_pong && matches!(self.state, State::Open) {
+                    self.out
+                        .frame(Opcode::Pong, true, 0, &self.recv.bytes()[payload.clone()]);
+                }
+                Ok(Step::Ping(payload))
+            }
+            Opcode::Pong => {
+                if self.timers.pong_due_at.is_some()
+                    && self.recv.bytes()[payload.clone()] == self.timers.ping_payload.to_be_bytes()
+                {
+                    self.timers.pong_due_at = None;
+                    self.timers.activity = true;
+                }
+                Ok(Step::Pong(payload))
+            }
+            Opcode::Close => {
+                let (code, reason) = parse_close_payload(&self.recv.bytes()[payload.clone()])?;
+                let reason_range = payload.end - reason.len()..payload.end;
+                if matches!(self.state, State::Open) {
+                    // RFC 6455 §5.5.1: answer a Close with a Close, echoing the code.
+                    self.out.frame(
+                        Opcode::Close,
+                        true,
+                        0,
+                        ClosePayload::new(code, reason).as_bytes(),
+                    );
+                }
+                self.enter_closed(code);
+                Ok(Step::Close(code, reason_range))
+            }
+            _ => unreachable!("only control opcodes reach on_control"),
+        }
+    }
+
+    /// Both Close frames have been exchanged.
+    fn enter_closed(&mut self, code: CloseCode) {
+        self.state = State::Closed {
+            code,
+            reported: false,
+        };
+        self.sending = None;
+        self.timers.keepalive_at = None;
+        self.timers.pong_due_at = None;
+        self.timers.close_at = None;
+        // RFC 6455 §7.1.1: the server closes TCP first; the client waits for it.
+        if self.role == Role::Server || self.eof {
+            self.shutdown = true;
+        }
+    }
+
+    /// Queues the Close for a failure (unless ours was already sent) and makes it sticky.
+    fn fail_with(&mut self, error: Error) -> Error {
+        if let (State::Open, Some(code)) = (&self.state, error.close_code()) {
+            let reason = error.to_string();
+            let reason = truncate_utf8(&reason, MAX_CLOSE_REASON);
+            self.out.frame(
+                Opcode::Close,
+                true,
+                0,
+                ClosePayload::new(code, reason).as_bytes(),
+            );
+        }
+        self.state = State::Failed(error.clone());
+        self.shutdown = true;
+        self.sending = None;
+        self.timers = Timers::default();
+        self.drop_input();
+        error
+    }
+
+    // ----- commands ----------------------------------------------------------------------
+
+    /// Queues a text message in one frame.
+    ///
+    /// # Errors
+    /// [`UsageError::NotOpen`] unless open; [`UsageError::MessageInProgress`] during a
+    /// fragmented send.
+    pub fn send_text(&mut self, text: &str) -> Result<(), UsageError> {
+        self.check_can_send_message()?;
+        self.out.frame(Opcode::Text, true, 0, text.as_bytes());
+        Ok(())
+    }
+
+    /// Queues a binary message in one frame.
+    ///
+    /// # Errors
+    /// As [`send_text`](Self::send_text).
+    pub fn send_binary(&mut self, data: &[u8]) -> Result<(), UsageError> {
+        self.check_can_send_message()?;
+        self.out.frame(Opcode::Binary, true, 0, data);
+        Ok(())
+    }
+
+    fn check_can_send_message(&self) -> Result<(), UsageError> {
+        self.check_open()?;
+        if self.sending.is_some() {
+            return Err(UsageError::MessageInProgress);
+        }
+        Ok(())
+    }
+
+    fn check_open(&self) -> Result<(), UsageError> {
+        match self.state {
+            State::Open => Ok(()),
+            _ => Err(UsageError::NotOpen),
+        }
+    }
+
+    /// Queues one fragment of a message sent in pieces (RFC 6455 §5.4): the first call starts
+    /// the message, `is_final` ends it. Control frames may be sent in between.
+    ///
+    /// Text fragments may split a code point; the joined text must be UTF-8.
+    ///
+    /// # Errors
+    /// [`UsageError::NotOpen`]; [`UsageError::FragmentKindMismatch`] when `kind` differs from
+    /// the message in progress; [`UsageError::InvalidUtf8`] when text stops being UTF-8 (the
+    /// fragment is not sent).
+    pub fn send_fragment(
+        &mut self,
+        kind: MessageKind,
+        data: &[u8],
+        is_final: bool,
+    ) -> Result<(), UsageError> {
+        self.check_open()?;
+        let (opcode, mut utf8) = match &self.sending {
+            Some((sending, _)) if *sending != kind => return Err(UsageError::FragmentKindMismatch),
+            Some((_, utf8)) => (Opcode::Continuation, utf8.clone()),
+            None if kind == MessageKind::Text => (Opcode::Text, Utf8Validator::default()),
+            None => (Opcode::Binary, Utf8Validator::default()),
+        };
+        if kind == MessageKind::Text {
+            utf8.feed(data).map_err(|_| UsageError::InvalidUtf8)?;
+            if is_final {
+                utf8.finish().map_err(|_| UsageError::InvalidUtf8)?;
+            }
+        }
+        self.out.frame(opcode, is_final, 0, data);
+        self.sending = if is_final { None } else { Some((kind, utf8)) };
+        Ok(())
+    }
+
+    /// Queues a Ping (RFC 6455 §5.5.2).
+    ///
+    /// # Errors
+    /// [`UsageError::NotOpen`]; [`UsageError::ControlPayloadTooLarge`] over 125 bytes.
+    pub fn send_ping(&mut self, payload: &[u8]) -> Result<(), UsageError> {
+        self.send_control(Opcode::Ping, payload)
+    }
+
+    /// Queues an unsolicited Pong, a one-way heartbeat (RFC 6455 §5.5.3).
+    ///
+    /// # Errors
+    /// As [`send_ping`](Self::send_ping).
+    pub fn send_pong(&mut self, payload: &[u8]) -> Result<(), UsageError> {
+        self.send_control(Opcode::Pong, payload)
+    }
+
+    fn send_control(&mut self, opcode: Opcode, payload: &[u8]) -> Result<(), UsageError> {
+        self.check_open()?;
+        if payload.len() > MAX_CONTROL_PAYLOAD {
+            return Err(UsageError::ControlPayloadTooLarge(payload.len()));
+        }
+        self.out.frame(opcode, true, 0, payload);
+        Ok(())
+    }
+
+    /// Starts the closing handshake (RFC 6455 §7.1.2): queues a Close, after which no message
+    /// can be sent and incoming messages are dropped. [`Event::Closed`] follows the peer's
+    /// Close. [`CloseCode::NO_STATUS_RECEIVED`] sends a Close without a body.
+    ///
+    /// # Errors
+    /// [`UsageError::NotOpen`]; [`UsageError::InvalidCloseCode`];
+    /// [`UsageError::CloseReasonTooLong`] over 123 bytes.
+    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), UsageError> {
+        self.check_open()?;
+        check_close(code, reason)?;
+        self.out.frame(
+            Opcode::Close,
+            true,
+            0,
+            ClosePayload::new(code, reason).as_bytes(),
+        );
+        self.state = State::CloseSent;
+        self.sending = None;
+        self.timers.keepalive_at = None;
+        self.timers.pong_due_at = None;
+        self.timers.activity = true;
+        Ok(())
+    }
+
+    /// Fails the connection at once: queues a Close with `code` (unless one was sent) and
+    /// asks to shut down without waiting for the peer. [`Event::Closed`] with `code` follows.
+    ///
+    /// # Errors
+    /// [`UsageError::InvalidCloseCode`]; [`UsageError::CloseReasonTooLong`]. A connection
+    /// already closed or failed is left as it is.
+    pub fn fail(&mut self, code: CloseCode, reason: &str) -> Result<(), UsageError> {
+        check_close(code, reason)?;
+        match self.state {
+            State::Open => {
+                self.out.frame(
+                    Opcode::Close,
+                    true,
+                    0,
+                    ClosePayload::new(code, reason).as_bytes(),
+                );
+            }
+            State::CloseSent => {}
+            State::Closed { .. } | State::Failed(_) => return Ok(()),
+        }
+        self.enter_closed(code);
+        self.shutdown = true;
+        self.drop_input();
+        Ok(())
+    }
+
+    // ----- output and queries ------------------------------------------------------------
+
+    /// Bytes to write to the peer. Write some, then [`consume_output`](Self::consume_output).
+    #[must_use]
+    pub fn pending_output(&self) -> &[u8] {
+        self.out.pending()
+    }
+
+    /// Marks the first `n` bytes of [`pending_output`](Self::pending_output) as written.
+    ///
+    /// # Panics
+    /// If `n` exceeds the pending length.
+    pub fn consume_output(&mut self, n: usize) {
+        self.out.consume(n);
+    }
+
+    /// There are bytes to write.
+    #[must_use]
+    pub fn wants_write(&self) -> bool {
+        !self.out.pending().is_empty()
+    }
+
+    /// The output is flushed and the driver should now close the stream (RFC 6455 §7.1.1).
+    #[must_use]
+    pub fn wants_shutdown(&self) -> bool {
+        self.shutdown && !self.wants_write()
+    }
+
+    /// Bytes queued and not yet written, like the browser's `bufferedAmount`.
+    #[must_use]
+    pub fn buffered_amount(&self) -> usize {
+        self.out.pending().len()
+    }
+
+    /// The connection's state.
+    #[must_use]
+    pub fn state(&self) -> ConnectionState {
+        match self.state {
+            State::Open => ConnectionState::Open,
+            State::CloseSent => ConnectionState::Closing,
+            State::Closed { .. } | State::Failed(_) => ConnectionState::Closed,
+        }
+    }
+
+    /// Bytes of heap the connection holds now (receive and output buffers).
+    #[must_use]
+    pub fn heap_size(&self) -> usize {
+        self.recv.capacity() + self.out.capacity()
+    }
+
+    // ----- timers ------------------------------------------------------------------------
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called, on the driver's
+    /// clock (any monotonic origin it picks). `Some(Duration::ZERO)` means now: a timer needs
+    /// the current time to be armed. `None`: no timer is running.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Duration> {
+        if self.needs_arming() {
+            return Some(Duration::ZERO);
+        }
+        let t = &self.timers;
+        [t.keepalive_at, t.pong_due_at, t.close_at]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    fn needs_arming(&self) -> bool {
+        let t = &self.timers;
+        match self.state {
+            State::Open => {
+                t.activity && t.pong_due_at.is_none() && self.config.keepalive_interval.is_some()
+            }
+            State::CloseSent => t.close_at.is_none() && self.config.close_timeout.is_some(),
+            State::Closed { .. } => {
+                !self.shutdown && t.close_at.is_none() && self.config.close_timeout.is_some()
+            }
+            State::Failed(_) => false,
+        }
+    }
+
+    /// Acts on the timers at time `now` (same clock as [`poll_timeout`](Self::poll_timeout)):
+    /// sends the keepalive Ping, fails the connection when its Pong is overdue, gives up on a
+    /// closing handshake. Calls before a deadline are harmless.
+    pub fn handle_timeout(&mut self, now: Duration) {
+        if self.needs_arming() {
+            self.arm(now);
+        }
+        let t = &mut self.timers;
+        if t.pong_due_at.is_some_and(|due| now >= due) {
+            self.fail_with(Error::KeepaliveTimeout);
+            return;
+        }
+        if t.keepalive_at.is_some_and(|due| now >= due) {
+            t.keepalive_at = None;
+            t.ping_payload = t.ping_payload.wrapping_add(1);
+            let payload = t.ping_payload.to_be_bytes();
+            self.out.frame(Opcode::Ping, true, 0, &payload);
+            self.timers.pong_due_at = self.config.keepalive_timeout.map(|d| now + d);
+        }
+        if self.timers.close_at.is_some_and(|due| now >= due) {
+            self.timers.close_at = None;
+            if matches!(self.state, State::CloseSent) {
+                self.enter_closed(CloseCode::ABNORMAL);
+                self.drop_input();
+            }
+            // A client that waited for the server to close TCP gives up and closes it.
+            self.shutdown = true;
+        }
+    }
+
+    fn arm(&mut self, now: Duration) {
+        let t = &mut self.timers;
+        t.activity = false;
+        match self.state {
+            State::Open => t.keepalive_at = self.config.keepalive_interval.map(|d| now + d),
+            State::CloseSent | State::Closed { .. } => {
+                t.close_at = self.config.close_timeout.map(|d| now + d);
+            }
+            State::Failed(_) => {}
+        }
+    }
+}
+
+fn check_close(code: CloseCode, reason: &str) -> Result<(), UsageError> {
+    if !code.is_sendable() && code != CloseCode::NO_STATUS_RECEIVED {
+        return Err(UsageError::InvalidCloseCode(code.0));
+    }
+    if code == CloseCode::NO_STATUS_RECEIVED && !reason.is_empty() {
+        return Err(UsageError::InvalidCloseCode(code.0));
+    }
+    if reason.len() > MAX_CLOSE_REASON {
+        return Err(UsageError::CloseReasonTooLong(reason.len()));
+    }
+    Ok(())
+}
+
+fn truncate_utf8(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}

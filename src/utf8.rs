@@ -1,0 +1,129 @@
+//! Incremental, fail-fast UTF-8 validation of text that arrives in pieces (RFC 6455 §8.1).
+//!
+//! A code point may be split across frames or reads; anything that can no longer become valid
+//! UTF-8 is reported as soon as its bytes are seen, without waiting for the end of the message.
+
+/// Streaming validator: carries at most one incomplete code point between calls.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Utf8Validator {
+    partial: [u8; 4],
+    partial_len: u8,
+}
+
+/// The bytes seen so far are not the start of any valid UTF-8 text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct InvalidUtf8;
+
+impl Utf8Validator {
+    /// Validates the next piece of the text.
+    pub(crate) fn feed(&mut self, mut bytes: &[u8]) -> Result<(), InvalidUtf8> {
+        if self.partial_len > 0 {
+            let have = usize::from(self.partial_len);
+            let take = (sequence_width(self.partial[0]) - have).min(bytes.len());
+            self.partial[have..have + take].copy_from_slice(&bytes[..take]);
+            self.partial_len += take as u8;
+            bytes = &bytes[take..];
+            match core::str::from_utf8(&self.partial[..usize::from(self.partial_len)]) {
+                Ok(_) => self.partial_len = 0,
+                // Still incomplete, which means `bytes` ran out: wait for more.
+                Err(e) if e.error_len().is_none() => return Ok(()),
+                Err(_) => return Err(InvalidUtf8),
+            }
+        }
+        match core::str::from_utf8(bytes) {
+            Ok(_) => Ok(()),
+            // `error_len() == None` only when the tail is a valid prefix of a code point.
+            Err(e) if e.error_len().is_none() => {
+                let tail = &bytes[e.valid_up_to()..];
+                self.partial[..tail.len()].copy_from_slice(tail);
+                self.partial_len = tail.len() as u8;
+                Ok(())
+            }
+            Err(_) => Err(InvalidUtf8),
+        }
+    }
+
+    /// Ends the text: a code point still incomplete here is an error.
+    pub(crate) fn finish(&mut self) -> Result<(), InvalidUtf8> {
+        let complete = self.partial_len == 0;
+        self.partial_len = 0;
+        if complete { Ok(()) } else { Err(InvalidUtf8) }
+    }
+}
+
+/// Length of the sequence a lead byte starts; only called on leads `from_utf8` accepted.
+fn sequence_width(lead: u8) -> usize {
+    match lead {
+        0xF0..=0xF7 => 4,
+        0xE0..=0xEF => 3,
+        _ => 2,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec::Vec;
+    use proptest::prelude::*;
+
+    fn validate_in_pieces(bytes: &[u8], piece: usize) -> Result<(), InvalidUtf8> {
+        let mut v = Utf8Validator::default();
+        for chunk in bytes.chunks(piece.max(1)) {
+            v.feed(chunk)?;
+        }
+        v.finish()
+    }
+
+    #[test]
+    fn split_code_point_is_fine() {
+        let text = "κόσμε €𝄞".as_bytes();
+        for piece in 1..text.len() {
+            assert_eq!(validate_in_pieces(text, piece), Ok(()));
+        }
+    }
+
+    #[test]
+    fn sec_8_1_fails_at_the_first_impossible_byte() {
+        // Each of these is already invalid after the bytes shown, before the text ends.
+        for bad in [
+            &[
+                0xCE, 0xBA, 0xE1, 0xBD, 0xB9, 0xCF, 0x83, 0xCE, 0xBC, 0xCE, 0xB5, 0xED, 0xA0,
+            ][..],
+            &[0xF4, 0x90],
+            &[0xF5],
+            &[0xC0],
+            &[0xE0, 0x80],
+            &[0x80],
+        ] {
+            let mut v = Utf8Validator::default();
+            assert_eq!(v.feed(bad), Err(InvalidUtf8), "{bad:x?}");
+            let mut v = Utf8Validator::default();
+            let result = bad
+                .iter()
+                .try_for_each(|b| v.feed(core::slice::from_ref(b)));
+            assert_eq!(result, Err(InvalidUtf8), "byte at a time {bad:x?}");
+        }
+    }
+
+    #[test]
+    fn truncated_code_point_fails_at_finish() {
+        let mut v = Utf8Validator::default();
+        assert_eq!(v.feed(&[0xF0, 0x9D, 0x84]), Ok(()));
+        assert_eq!(v.finish(), Err(InvalidUtf8));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+        #[test]
+        fn pieces_agree_with_core(bytes in proptest::collection::vec(any::<u8>(), 0..40), piece in 1usize..8) {
+            let expected = core::str::from_utf8(&bytes).is_ok();
+            prop_assert_eq!(validate_in_pieces(&bytes, piece).is_ok(), expected);
+        }
+
+        #[test]
+        fn valid_text_in_any_pieces(text in "\\PC{0,30}", piece in 1usize..8) {
+            let bytes: Vec<u8> = text.into_bytes();
+            prop_assert_eq!(validate_in_pieces(&bytes, piece), Ok(()));
+        }
+    }
+}

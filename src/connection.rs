@@ -544,7 +544,6 @@ impl Connection {
         self.sending = None;
         self.timers.keepalive_at = None;
         self.timers.pong_due_at = None;
-        self.timers.close_at = None;
         // RFC 6455 §7.1.1: the server closes TCP first; the client waits for it.
         if self.role == Role::Server || self.eof {
             self.shutdown = true;
@@ -774,6 +773,9 @@ impl Connection {
     /// the current time to be armed. `None`: no timer is running.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Duration> {
+        if self.shutdown {
+            return None;
+        }
         if self.needs_arming() {
             return Some(Duration::ZERO);
         }

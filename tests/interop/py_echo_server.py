@@ -75,8 +75,8 @@ class Stats:
         self.stopping = None  # None, "timeout" or "signal"
 
 
-class HandshakeFailureLog(logging.Handler):
-    """websockets reports failed opening handshakes only through logging: count them."""
+class ErrorLog(logging.Handler):
+    """Errors that websockets reports only through logging count as failures."""
 
     def __init__(self, stats):
         super().__init__(level=logging.ERROR)
@@ -88,8 +88,11 @@ class HandshakeFailureLog(logging.Handler):
             exc = record.exc_info[1]
             cause = exc.__cause__ or exc
             msg = "%s: %s: %s" % (msg, type(cause).__name__, cause)
+        if record.getMessage() == "opening handshake failed":
+            out("INFO " + msg)  # the rejection is counted by process_response
+            return
         self.stats.failed += 1
-        out("FAIL handshake: %s" % msg)
+        out("FAIL server: %s" % msg)
 
 
 async def run(args):
@@ -101,7 +104,18 @@ async def run(args):
     logger = logging.getLogger("wsproto-interop.server")
     logger.propagate = False
     logger.setLevel(logging.ERROR)
-    logger.addHandler(HandshakeFailureLog(stats))
+    logger.addHandler(ErrorLog(stats))
+
+    def process_response(connection, request, response):
+        # Opening handshakes that were rejected (bad key/version/upgrade, ...) count as failures.
+        if response.status_code != 101:
+            stats.failed += 1
+            exc = connection.protocol.handshake_exc
+            why = "%s: %s" % (type(exc).__name__, exc) if exc else response.reason_phrase
+            out("FAIL handshake from %s:%s %s %s: %d %s (%s)" % (
+                connection.remote_address[0], connection.remote_address[1], request.method,
+                request.path, response.status_code, response.reason_phrase, why))
+        return None
 
     async def handler(ws):
         cid = stats.next_id
@@ -162,6 +176,7 @@ async def run(args):
         ping_interval=None,  # no unsolicited pings: keep the peer's view deterministic
         close_timeout=10,
         logger=logger,
+        process_response=process_response,
     ) as server:
         port = server.sockets[0].getsockname()[1]
         print("permessage-deflate: %s" % ("on" if args.deflate else "off"), file=sys.stderr, flush=True)

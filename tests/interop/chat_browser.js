@@ -1,0 +1,229 @@
+#!/usr/bin/env node
+// Browser interop check for a wsproto chat example: two headless Chromium pages (playwright-core
+// driving Debian's /usr/bin/chromium) exchange a message through the server.  Written for this
+// repository; see README.md.
+'use strict';
+
+const fs = require('fs');
+const path = require('path');
+
+const REPO_ROOT = path.resolve(__dirname, '..', '..');
+const DEFAULT_SCREENSHOT = path.join(REPO_ROOT, 'target', 'chat.png');
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+  '--disable-component-update', '--no-first-run', '--disable-sync', '--disable-quic'];
+
+const HELP = `Usage: node chat_browser.js --url http://127.0.0.1:P/ [--screenshot PATH] [--timeout SEC]
+                          [--step-timeout SEC] [--chromium PATH]
+
+Opens the chat page at URL in two headless Chromium pages (A and B, separate browser contexts),
+waits until both show '#status' with text 'connected', types a unique message into '#message' in
+page A and presses Enter (the page submits form '#send-form'), then waits until page B's
+'#messages' list has an <li> containing the message and checks that page A shows it too.  Saves a
+screenshot of page B (also when a step fails, if possible).
+
+Options:
+  --url URL            chat page URL (required), e.g. http://127.0.0.1:8080/
+  --screenshot PATH    where to save page B's screenshot (default: <repo>/target/chat.png)
+  --timeout SEC        overall time limit (default 120)
+  --step-timeout SEC   time limit per step (default 30)
+  --chromium PATH      browser executable (default /usr/bin/chromium, from .ci/install-deps)
+
+One line per step (PASS/FAIL), '#' lines are information (page console errors, diagnostics),
+final line 'interop: N passed, M failed'.  Exit status 0 only when nothing failed.`;
+
+function usageError(msg) {
+  console.error(`chat_browser.js: ${msg}\n\n${HELP}`);
+  process.exit(2);
+}
+
+function parseArgs(argv) {
+  const args = { url: null, screenshot: DEFAULT_SCREENSHOT, timeout: 120, stepTimeout: 30, chromium: '/usr/bin/chromium' };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const value = () => {
+      if (i + 1 >= argv.length) usageError(`${a} needs a value`);
+      return argv[++i];
+    };
+    const number = () => {
+      const v = Number(value());
+      if (!(v > 0)) usageError(`${a} needs a positive number`);
+      return v;
+    };
+    if (a === '-h' || a === '--help') { console.log(HELP); process.exit(0); }
+    else if (a === '--url') args.url = value();
+    else if (a === '--screenshot') args.screenshot = path.resolve(value());
+    else if (a === '--timeout') args.timeout = number();
+    else if (a === '--step-timeout') args.stepTimeout = number();
+    else if (a === '--chromium') args.chromium = value();
+    else usageError(`unknown argument ${a}`);
+  }
+  if (!args.url) usageError('--url is required');
+  return args;
+}
+
+const STEPS = ['launch-browser', 'page-a-connected', 'page-b-connected', 'send-from-a',
+  'received-in-b', 'shown-in-a', 'screenshot'];
+
+class Report {
+  constructor() { this.pending = [...STEPS]; this.passed = 0; this.failed = 0; this.done = false; }
+  record(name, ok, detail, ms) {
+    const i = this.pending.indexOf(name);
+    if (i >= 0) this.pending.splice(i, 1);
+    if (ok) this.passed++; else this.failed++;
+    const timing = ms === undefined ? '' : ` [${Math.round(ms)} ms]`;
+    console.log(`${ok ? 'PASS' : 'FAIL'} ${name}: ${detail}${timing}`);
+  }
+  failPending(why) { for (const name of [...this.pending]) this.record(name, false, `not run (${why})`); }
+  finish() {
+    if (this.done) return 1;
+    this.done = true;
+    console.log(`interop: ${this.passed} passed, ${this.failed} failed`);
+    return this.failed || !this.passed ? 1 : 0;
+  }
+}
+
+class StepFailed extends Error {}
+
+// Runs one step; on failure records it and throws StepFailed so the remaining steps are skipped.
+async function step(report, name, fn) {
+  const t = Date.now();
+  let detail;
+  try {
+    detail = await fn();
+  } catch (e) {
+    const msg = (e && e.message ? e.message : String(e)).split('\n')[0];
+    report.record(name, false, msg, Date.now() - t);
+    throw new StepFailed(name);
+  }
+  report.record(name, true, detail, Date.now() - t);
+}
+
+function statusIsConnected() {
+  const el = document.querySelector('#status');
+  return !!el && el.textContent.trim() === 'connected';
+}
+
+function listHas(text) {
+  return Array.from(document.querySelectorAll('#messages li')).some((li) => li.textContent.includes(text));
+}
+
+async function describe(page) {
+  try {
+    return await page.evaluate(() => {
+      const s = document.querySelector('#status');
+      const items = Array.from(document.querySelectorAll('#messages li')).map((li) => li.textContent);
+      return `#status=${s ? JSON.stringify(s.textContent.trim()) : 'missing'}, ` +
+        `#messages li (${items.length}): ${JSON.stringify(items.slice(-5))}`;
+    });
+  } catch (e) {
+    return `unavailable (${e.message.split('\n')[0]})`;
+  }
+}
+
+async function main() {
+  const args = parseArgs(process.argv.slice(2));
+  let chromium;
+  try {
+    ({ chromium } = require('playwright-core'));
+  } catch (e) {
+    console.error(`chat_browser.js: cannot load 'playwright-core' (${e.message}); run .ci/install-deps`);
+    process.exit(2);
+  }
+  const report = new Report();
+  const stepMs = args.stepTimeout * 1000;
+  let browser = null;
+
+  const closeBrowser = async () => {
+    if (!browser) return;
+    const b = browser;
+    browser = null;
+    await Promise.race([b.close().catch(() => {}), new Promise((r) => setTimeout(r, 5000))]);
+  };
+
+  const overall = setTimeout(async () => {
+    report.failPending(`overall timeout of ${args.timeout} s`);
+    const code = report.finish();
+    await closeBrowser();
+    process.exit(code);
+  }, args.timeout * 1000);
+
+  const pages = {};
+  const message = `hello from A \u2713 ${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+  let screenshotTaken = false;
+
+  const openPage = async (label) => {
+    const context = await browser.newContext({ viewport: { width: 800, height: 600 } });
+    const page = await context.newPage();
+    page.setDefaultTimeout(stepMs);
+    page.on('console', (m) => { if (m.type() === 'error') console.log(`# page ${label} console error: ${m.text()}`); });
+    page.on('pageerror', (e) => console.log(`# page ${label} error: ${e.message}`));
+    const resp = await page.goto(args.url, { waitUntil: 'load', timeout: stepMs });
+    if (resp && !resp.ok()) throw new Error(`GET ${args.url} returned HTTP ${resp.status()}`);
+    await page.waitForFunction(statusIsConnected, null, { timeout: stepMs, polling: 50 })
+      .catch(async () => { throw new Error(`#status never became 'connected' within ${args.stepTimeout} s; ${await describe(page)}`); });
+    pages[label] = page;
+    return `loaded ${args.url}, #status is 'connected'`;
+  };
+
+  try {
+    await step(report, 'launch-browser', async () => {
+      if (!fs.existsSync(args.chromium)) throw new Error(`${args.chromium} not found (run .ci/install-deps)`);
+      browser = await chromium.launch({ executablePath: args.chromium, args: CHROMIUM_ARGS, headless: true, timeout: stepMs });
+      return `${args.chromium} ${browser.version()}`;
+    });
+    await step(report, 'page-a-connected', () => openPage('A'));
+    await step(report, 'page-b-connected', () => openPage('B'));
+    await step(report, 'send-from-a', async () => {
+      const a = pages.A;
+      if ((await a.locator('#send-form').count()) !== 1) throw new Error('page A has no form #send-form');
+      if ((await a.locator('#send-form #message').count()) !== 1) throw new Error('form #send-form has no #message field');
+      const input = a.locator('#message');
+      await input.click();
+      await input.pressSequentially(message);
+      await input.press('Enter');
+      return `typed ${JSON.stringify(message)} into #message and pressed Enter`;
+    });
+    await step(report, 'received-in-b', async () => {
+      await pages.B.waitForFunction(listHas, message, { timeout: stepMs, polling: 50 })
+        .catch(async () => { throw new Error(`page B never showed the message within ${args.stepTimeout} s; ${await describe(pages.B)}`); });
+      return 'page B #messages has an <li> with the message';
+    });
+    await step(report, 'shown-in-a', async () => {
+      await pages.A.waitForFunction(listHas, message, { timeout: stepMs, polling: 50 })
+        .catch(async () => { throw new Error(`page A never showed its own message; ${await describe(pages.A)}`); });
+      return 'page A #messages has an <li> with the message';
+    });
+    await step(report, 'screenshot', async () => {
+      fs.mkdirSync(path.dirname(args.screenshot), { recursive: true });
+      await pages.B.screenshot({ path: args.screenshot, fullPage: true, timeout: stepMs });
+      screenshotTaken = true;
+      const size = fs.statSync(args.screenshot).size;
+      if (size === 0) throw new Error(`${args.screenshot} is empty`);
+      return `page B saved to ${args.screenshot} (${size} bytes)`;
+    });
+  } catch (e) {
+    if (!(e instanceof StepFailed)) {
+      console.log(`FAIL internal error: ${e && e.stack ? e.stack : e}`);
+      report.failed++;
+    }
+    report.failPending('an earlier step failed');
+    const diagPage = pages.B || pages.A;
+    if (diagPage && !screenshotTaken) {
+      try {
+        fs.mkdirSync(path.dirname(args.screenshot), { recursive: true });
+        await diagPage.screenshot({ path: args.screenshot, fullPage: true, timeout: 5000 });
+        console.log(`# diagnostic screenshot of page ${pages.B ? 'B' : 'A'}: ${args.screenshot}`);
+      } catch (_) { /* best effort */ }
+    }
+  }
+  clearTimeout(overall);
+  const code = report.finish();
+  await closeBrowser();
+  process.exit(code);
+}
+
+main().catch((e) => {
+  console.log(`FAIL internal error: ${e && e.stack ? e.stack : e}`);
+  console.log('interop: 0 passed, 1 failed');
+  process.exit(1);
+});

@@ -121,6 +121,18 @@ impl Output {
         self.buf.capacity()
     }
 
+    /// Appends raw bytes, for HTTP heads.
+    pub(crate) fn raw(&mut self) -> &mut Vec<u8> {
+        &mut self.buf
+    }
+
+    /// Fills `dest` from the caller's entropy source (clients only have one).
+    pub(crate) fn fill_random(&mut self, dest: &mut [u8]) {
+        if let Some(masker) = &mut self.masker {
+            masker.source.fill(dest);
+        }
+    }
+
     /// Queues one frame, masked when this is a client (RFC 6455 §5.3).
     pub(crate) fn frame(&mut self, opcode: Opcode, fin: bool, rsv: u8, payload: &[u8]) {
         let mask = self.masker.as_mut().map(Masker::next_key);

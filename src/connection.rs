@@ -2,6 +2,13 @@
 //!
 //! | state      | input                         | next state | queued on the wire        |
 //! |------------|-------------------------------|------------|---------------------------|
+//! | ReadingRequest | complete valid request head | AwaitingAnswer | nothing (`Event::Request`) |
+//! | ReadingRequest | invalid or oversized head   | Failed     | HTTP 4xx response         |
+//! | AwaitingAnswer | `accept(..)`                | Open       | HTTP 101 response         |
+//! | AwaitingAnswer | `reject(..)`                | Failed     | the application's response|
+//! | ReadingResponse | valid 101 response         | Open       | nothing (`Event::Accepted`)|
+//! | ReadingResponse | anything else              | Failed     | nothing                   |
+//! | any handshake state | handshake timeout      | Failed     | HTTP 408 (server)         |
 //! | Open       | data / Ping / Pong frame      | Open       | Pong for a Ping           |
 //! | Open       | peer's Close                  | Closed     | Close echo (same code)    |
 //! | Open       | `close(code, reason)`         | CloseSent  | Close                     |
@@ -23,11 +30,16 @@ use crate::config::{Config, Role};
 use crate::entropy::Entropy;
 use crate::error::{Error, ProtocolError, UsageError};
 use crate::event::{Event, MessageKind};
+use crate::extension;
 use crate::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, Opcode};
+use crate::handshake::{
+    self, Accept, ClientRequest, HandshakeError, HeadScanner, Request, Response,
+};
 use crate::mask::apply_mask;
 use crate::utf8::Utf8Validator;
 use alloc::boxed::Box;
-use alloc::string::ToString;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
 use core::ops::Range;
 use core::time::Duration;
 
@@ -46,10 +58,31 @@ pub enum ConnectionState {
 
 #[derive(Debug)]
 enum State {
+    /// Server: reading the request head.
+    ReadingRequest(HeadScanner),
+    /// Server: the request is read; waiting for `accept` or `reject`.
+    AwaitingAnswer {
+        request: Box<Request>,
+        reported: bool,
+    },
+    /// Client: the request is queued; reading the response head.
+    ReadingResponse(Box<PendingClient>),
     Open,
     CloseSent,
-    Closed { code: CloseCode, reported: bool },
+    Closed {
+        code: CloseCode,
+        reported: bool,
+    },
     Failed(Error),
+}
+
+/// What a client must remember to check the server's response.
+#[derive(Debug)]
+struct PendingClient {
+    scanner: HeadScanner,
+    key: String,
+    subprotocols: Vec<String>,
+    extension_names: Vec<String>,
 }
 
 /// A data frame whose header was read and whose payload is still arriving.
@@ -76,6 +109,8 @@ struct MessageProgress {
 /// What `step` found, as buffer ranges, so that the event can borrow after the mutation.
 enum Step {
     NeedData,
+    Request,
+    Accepted,
     Continue,
     Text(Range<usize>),
     Binary(Range<usize>),
@@ -92,6 +127,7 @@ struct Timers {
     keepalive_at: Option<Duration>,
     pong_due_at: Option<Duration>,
     close_at: Option<Duration>,
+    handshake_at: Option<Duration>,
     ping_payload: u32,
 }
 
@@ -115,6 +151,10 @@ pub struct Connection {
     timers: Timers,
     /// RSV bits that negotiated extensions define.
     rsv_allowed: u8,
+    /// The client's view of the 101 response, lent by `Event::Accepted` and dropped after.
+    response: Option<Box<Response>>,
+    /// The subprotocol agreed in the handshake.
+    subprotocol: Option<Box<str>>,
     shutdown: bool,
     eof: bool,
 }
@@ -131,25 +171,74 @@ impl core::fmt::Debug for Connection {
 }
 
 impl Connection {
+    /// A server connection that starts by reading the client's opening handshake
+    /// (RFC 6455 §4.2). [`Event::Request`] reports a valid request; answer it with
+    /// [`accept`](Self::accept) or [`reject`](Self::reject). Invalid requests are answered
+    /// with the right 4xx by the connection itself.
+    #[must_use]
+    pub fn server(config: Config) -> Self {
+        Self::new(
+            Role::Server,
+            config,
+            None,
+            State::ReadingRequest(HeadScanner::new()),
+        )
+    }
+
+    /// A client connection that queues its opening handshake request at once (RFC 6455
+    /// §4.1), with a fresh key from `entropy`, and opens when the server's 101 response is
+    /// valid ([`Event::Accepted`]). `entropy` also supplies the masking keys and must be a
+    /// CSPRNG (see [`Entropy`]).
+    #[must_use]
+    pub fn client(
+        mut request: ClientRequest,
+        config: Config,
+        entropy: impl Entropy + Send + 'static,
+    ) -> Self {
+        let mut conn = Self::new(Role::Client, config, Some(Box::new(entropy)), State::Open);
+        let mut nonce = [0; 16];
+        conn.out.fill_random(&mut nonce);
+        let key = handshake::client_key(nonce);
+        request.extension_offers(extension::client_offers(&conn.config));
+        request.write(conn.out.raw(), &key);
+        let extension_names = request
+            .offered_extension_names()
+            .into_iter()
+            .map(String::from)
+            .collect();
+        conn.state = State::ReadingResponse(Box::new(PendingClient {
+            scanner: HeadScanner::new(),
+            key,
+            subprotocols: request.subprotocols().to_vec(),
+            extension_names,
+        }));
+        conn
+    }
+
     /// A server connection on a stream whose upgrade is already done (for example by
     /// hyper or axum, or an HTTP/2 or HTTP/3 extended CONNECT stream, RFC 8441/9220).
     #[must_use]
     pub fn upgraded_server(config: Config) -> Self {
-        Self::open(Role::Server, config, None)
+        Self::new(Role::Server, config, None, State::Open)
     }
 
     /// A client connection on a stream whose upgrade is already done. `entropy` supplies the
     /// masking keys and must be a CSPRNG (see [`Entropy`]).
     #[must_use]
     pub fn upgraded_client(config: Config, entropy: impl Entropy + Send + 'static) -> Self {
-        Self::open(Role::Client, config, Some(Box::new(entropy)))
+        Self::new(Role::Client, config, Some(Box::new(entropy)), State::Open)
     }
 
-    fn open(role: Role, config: Config, entropy: Option<Box<dyn Entropy + Send>>) -> Self {
+    fn new(
+        role: Role,
+        config: Config,
+        entropy: Option<Box<dyn Entropy + Send>>,
+        state: State,
+    ) -> Self {
         Self {
             role,
             config,
-            state: State::Open,
+            state,
             recv: RecvBuffer::default(),
             parse_pos: 0,
             frame: None,
@@ -161,6 +250,8 @@ impl Connection {
                 ..Timers::default()
             },
             rsv_allowed: 0,
+            response: None,
+            subprotocol: None,
             shutdown: false,
             eof: false,
         }
@@ -170,6 +261,12 @@ impl Connection {
     #[must_use]
     pub fn role(&self) -> Role {
         self.role
+    }
+
+    /// The subprotocol agreed in the opening handshake, if any (RFC 6455 §1.9).
+    #[must_use]
+    pub fn subprotocol(&self) -> Option<&str> {
+        self.subprotocol.as_deref()
     }
 
     /// The configuration it runs with.
@@ -221,23 +318,25 @@ impl Connection {
             return;
         }
         self.eof = true;
-        match self.state {
-            State::Open | State::CloseSent => {
-                // RFC 6455 §7.1.5: closed without a Close frame is 1006, never sent.
-                self.state = State::Closed {
-                    code: CloseCode::ABNORMAL,
-                    reported: false,
-                };
-                self.shutdown = true;
-                self.drop_input();
-            }
-            State::Closed { .. } => self.shutdown = true,
-            State::Failed(_) => {}
+        // Bytes already received are still processed: `next_event` meets the EOF after them.
+        if matches!(self.state, State::Closed { .. }) {
+            self.shutdown = true;
         }
     }
 
+    /// The input ended before a closing handshake: RFC 6455 §7.1.5 calls that 1006 (never
+    /// sent on the wire).
+    fn end_of_input(&mut self) {
+        self.state = State::Closed {
+            code: CloseCode::ABNORMAL,
+            reported: false,
+        };
+        self.shutdown = true;
+        self.drop_input();
+    }
+
     fn accepts_input(&self) -> bool {
-        !self.eof && matches!(self.state, State::Open | State::CloseSent)
+        !self.eof && !matches!(self.state, State::Closed { .. } | State::Failed(_))
     }
 
     /// The first byte still needed: the message being joined, else the next unparsed byte.
@@ -286,9 +385,29 @@ impl Connection {
     /// code is already queued) or the keepalive timed out. The same error is returned on
     /// every later call.
     pub fn next_event(&mut self) -> Result<Option<Event<'_>>, Error> {
+        self.response = None;
         self.release_if_drained();
         let step = loop {
             match &mut self.state {
+                State::ReadingRequest(_) => match self.read_request() {
+                    Ok(true) => continue,
+                    Ok(false) if self.eof => self.end_of_input(),
+                    Ok(false) => return Ok(None),
+                    Err(e) => return Err(self.fail_with(e.into())),
+                },
+                State::AwaitingAnswer { reported, .. } => {
+                    if *reported {
+                        return Ok(None);
+                    }
+                    *reported = true;
+                    break Step::Request;
+                }
+                State::ReadingResponse(_) => match self.read_response() {
+                    Ok(true) => break Step::Accepted,
+                    Ok(false) if self.eof => self.end_of_input(),
+                    Ok(false) => return Ok(None),
+                    Err(e) => return Err(self.fail_with(e.into())),
+                },
                 State::Failed(e) => return Err(e.clone()),
                 State::Closed { code, reported } => {
                     if *reported {
@@ -301,6 +420,7 @@ impl Connection {
             }
             match self.step() {
                 Ok(Step::Continue) => {}
+                Ok(Step::NeedData) if self.eof => self.end_of_input(),
                 Ok(Step::NeedData) => {
                     self.release_if_drained();
                     return Ok(None);
@@ -311,6 +431,14 @@ impl Connection {
         };
         let bytes = self.recv.bytes();
         Ok(Some(match step {
+            Step::Request => match &self.state {
+                State::AwaitingAnswer { request, .. } => Event::Request(request),
+                _ => unreachable!("Step::Request is returned in AwaitingAnswer"),
+            },
+            Step::Accepted => match &self.response {
+                Some(response) => Event::Accepted(response),
+                None => unreachable!("Step::Accepted stores the response"),
+            },
             Step::Text(r) => match core::str::from_utf8(&bytes[r]) {
                 Ok(text) => Event::Text(text),
                 Err(_) => unreachable!("text is validated as it arrives"),
@@ -324,6 +452,122 @@ impl Connection {
             },
             Step::Continue | Step::NeedData => unreachable!("handled in the loop"),
         }))
+    }
+
+    /// Server: looks for the end of the request head; parses and checks it once complete.
+    /// Returns whether the state moved on.
+    fn read_request(&mut self) -> Result<bool, HandshakeError> {
+        let State::ReadingRequest(scanner) = &mut self.state else {
+            unreachable!("read_request is called in ReadingRequest");
+        };
+        let limit = self.config.max_head_size;
+        let Some(end) = scan_head(scanner, self.recv.bytes(), limit) else {
+            return if self.recv.filled() >= limit {
+                Err(HandshakeError::HeadTooLarge)
+            } else {
+                Ok(false)
+            };
+        };
+        let request = handshake::parse_request(&self.recv.bytes()[..end], self.config.max_headers)?;
+        if let Some(allowed) = &self.config.allowed_origins {
+            // RFC 6455 §4.2.2 item 4 and §10.2: refuse origins the server does not trust.
+            let origin_ok = request
+                .origin()
+                .is_some_and(|origin| allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)));
+            if !origin_ok {
+                return Err(HandshakeError::OriginNotAllowed);
+            }
+        }
+        // Frames pipelined behind the head stay buffered until the answer.
+        self.parse_pos = end;
+        self.state = State::AwaitingAnswer {
+            request: Box::new(request),
+            reported: false,
+        };
+        Ok(true)
+    }
+
+    /// Client: looks for the end of the response head; validates it once complete.
+    /// Returns whether the connection opened.
+    fn read_response(&mut self) -> Result<bool, HandshakeError> {
+        let State::ReadingResponse(pending) = &mut self.state else {
+            unreachable!("read_response is called in ReadingResponse");
+        };
+        let limit = self.config.max_head_size;
+        let Some(end) = scan_head(&mut pending.scanner, self.recv.bytes(), limit) else {
+            return if self.recv.filled() >= limit {
+                Err(HandshakeError::ResponseHeadTooLarge)
+            } else {
+                Ok(false)
+            };
+        };
+        let names: Vec<&str> = pending.extension_names.iter().map(String::as_str).collect();
+        let response = handshake::parse_response(
+            &self.recv.bytes()[..end],
+            self.config.max_headers,
+            &pending.key,
+            &pending.subprotocols,
+            &names,
+        )?;
+        let negotiated = extension::apply_response(&self.config, response.extensions())?;
+        self.rsv_allowed = negotiated.rsv_allowed;
+        self.subprotocol = response.subprotocol().map(Into::into);
+        self.response = Some(Box::new(response));
+        // Frames the server sent right behind its response are processed next, never lost.
+        self.parse_pos = end;
+        self.enter_open();
+        Ok(true)
+    }
+
+    fn enter_open(&mut self) {
+        self.state = State::Open;
+        self.timers.handshake_at = None;
+        self.timers.activity = true;
+    }
+
+    /// Server: accepts the handshake request reported by [`Event::Request`]: queues the 101
+    /// response (RFC 6455 §4.2.2) and opens the connection. Frames the client sent behind
+    /// its request are processed by the next [`next_event`](Self::next_event).
+    ///
+    /// # Errors
+    /// [`UsageError::NoRequestToAnswer`] unless a request awaits an answer;
+    /// [`UsageError::InvalidAnswer`] when the subprotocol was not offered or a header is
+    /// invalid. Nothing is sent then, and the request still awaits an answer.
+    pub fn accept(&mut self, accept: Accept) -> Result<(), UsageError> {
+        let State::AwaitingAnswer { request, .. } = &self.state else {
+            return Err(UsageError::NoRequestToAnswer);
+        };
+        accept.check(request)?;
+        let (extensions, negotiated) = extension::accept_offers(&self.config, request.extensions());
+        handshake::write_accept(self.out.raw(), request, &accept, extensions.as_deref());
+        self.rsv_allowed = negotiated.rsv_allowed;
+        self.subprotocol = accept.selected_subprotocol().map(Into::into);
+        self.enter_open();
+        Ok(())
+    }
+
+    /// Server: refuses the handshake request with an HTTP response of `status` (3xx-5xx),
+    /// extra `headers` and a `body`; `Connection: close` is added, and the connection then
+    /// wants to shut down.
+    ///
+    /// # Errors
+    /// [`UsageError::NoRequestToAnswer`]; [`UsageError::InvalidAnswer`] for a status outside
+    /// 300-599 (or 304) or an invalid header. Nothing is sent then.
+    pub fn reject(
+        &mut self,
+        status: u16,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<(), UsageError> {
+        if !matches!(self.state, State::AwaitingAnswer { .. }) {
+            return Err(UsageError::NoRequestToAnswer);
+        }
+        handshake::check_rejection(status, headers)?;
+        handshake::write_rejection(self.out.raw(), status, headers, body);
+        self.state = State::Failed(Error::Handshake(HandshakeError::Rejected { status }));
+        self.shutdown = true;
+        self.drop_input();
+        Ok(())
     }
 
     /// Parses and processes as much input as one event needs.
@@ -500,8 +744,8 @@ impl Connection {
         match opcode {
             Opcode::Ping => {
                 // RFC 6455 §5.5.2: answer with a Pong carrying the same payload, even between
-                // fragments of a message.
-                if self.config.auto_pong && matches!(self.state, State::Open) {
+                // fragments of a message and after our Close (only the peer's Close ends it).
+                if self.config.auto_pong && matches!(self.state, State::Open | State::CloseSent) {
                     self.out
                         .frame(Opcode::Pong, true, 0, &self.recv.bytes()[payload.clone()]);
                 }
@@ -552,15 +796,20 @@ impl Connection {
 
     /// Queues the Close for a failure (unless ours was already sent) and makes it sticky.
     fn fail_with(&mut self, error: Error) -> Error {
-        if let (State::Open, Some(code)) = (&self.state, error.close_code()) {
-            let reason = error.to_string();
-            let reason = truncate_utf8(&reason, MAX_CLOSE_REASON);
-            self.out.frame(
-                Opcode::Close,
-                true,
-                0,
-                ClosePayload::new(code, reason).as_bytes(),
-            );
+        match (&self.state, &error) {
+            (State::Open, _) => {
+                if let Some(code) = error.close_code() {
+                    let reason = error.to_string();
+                    let reason = truncate_utf8(&reason, MAX_CLOSE_REASON);
+                    let payload = ClosePayload::new(code, reason);
+                    self.out.frame(Opcode::Close, true, 0, payload.as_bytes());
+                }
+            }
+            // A server answers a failed handshake with the HTTP status it maps to.
+            (State::ReadingRequest(_) | State::AwaitingAnswer { .. }, Error::Handshake(e)) => {
+                handshake::write_error_response(self.out.raw(), e);
+            }
+            _ => {}
         }
         self.state = State::Failed(error.clone());
         self.shutdown = true;
@@ -707,7 +956,10 @@ impl Connection {
                     ClosePayload::new(code, reason).as_bytes(),
                 );
             }
-            State::CloseSent => {}
+            State::CloseSent
+            | State::ReadingRequest(_)
+            | State::AwaitingAnswer { .. }
+            | State::ReadingResponse(_) => {}
             State::Closed { .. } | State::Failed(_) => return Ok(()),
         }
         self.enter_closed(code);
@@ -754,6 +1006,9 @@ impl Connection {
     #[must_use]
     pub fn state(&self) -> ConnectionState {
         match self.state {
+            State::ReadingRequest(_) | State::AwaitingAnswer { .. } | State::ReadingResponse(_) => {
+                ConnectionState::Connecting
+            }
             State::Open => ConnectionState::Open,
             State::CloseSent => ConnectionState::Closing,
             State::Closed { .. } | State::Failed(_) => ConnectionState::Closed,
@@ -780,7 +1035,7 @@ impl Connection {
             return Some(Duration::ZERO);
         }
         let t = &self.timers;
-        [t.keepalive_at, t.pong_due_at, t.close_at]
+        [t.keepalive_at, t.pong_due_at, t.close_at, t.handshake_at]
             .into_iter()
             .flatten()
             .min()
@@ -789,6 +1044,9 @@ impl Connection {
     fn needs_arming(&self) -> bool {
         let t = &self.timers;
         match self.state {
+            State::ReadingRequest(_) | State::AwaitingAnswer { .. } | State::ReadingResponse(_) => {
+                t.handshake_at.is_none() && self.config.handshake_timeout.is_some()
+            }
             State::Open => {
                 t.activity && t.pong_due_at.is_none() && self.config.keepalive_interval.is_some()
             }
@@ -808,6 +1066,10 @@ impl Connection {
             self.arm(now);
         }
         let t = &mut self.timers;
+        if t.handshake_at.is_some_and(|due| now >= due) {
+            self.fail_with(HandshakeError::Timeout.into());
+            return;
+        }
         if t.pong_due_at.is_some_and(|due| now >= due) {
             self.fail_with(Error::KeepaliveTimeout);
             return;
@@ -834,6 +1096,9 @@ impl Connection {
         let t = &mut self.timers;
         t.activity = false;
         match self.state {
+            State::ReadingRequest(_) | State::AwaitingAnswer { .. } | State::ReadingResponse(_) => {
+                t.handshake_at = self.config.handshake_timeout.map(|d| now + d);
+            }
             State::Open => t.keepalive_at = self.config.keepalive_interval.map(|d| now + d),
             State::CloseSent | State::Closed { .. } => {
                 t.close_at = self.config.close_timeout.map(|d| now + d);
@@ -841,6 +1106,11 @@ impl Connection {
             State::Failed(_) => {}
         }
     }
+}
+
+/// Runs the head scanner over at most `limit` received bytes, so an endless head is cut off.
+fn scan_head(scanner: &mut HeadScanner, received: &[u8], limit: usize) -> Option<usize> {
+    scanner.scan(&received[..received.len().min(limit)])
 }
 
 fn check_close(code: CloseCode, reason: &str) -> Result<(), UsageError> {

@@ -1,6 +1,7 @@
 //! Error types: what the peer did wrong, what the caller did wrong, and how to answer.
 
 use crate::close::CloseCode;
+use crate::handshake::{BuildError, HandshakeError};
 
 /// The peer broke RFC 6455. The connection has already queued a Close frame with
 /// [`ProtocolError::close_code`] when this is returned, and stays failed.
@@ -98,6 +99,10 @@ pub enum Error {
     /// The peer broke the WebSocket protocol.
     #[error(transparent)]
     Protocol(#[from] ProtocolError),
+    /// The opening handshake failed. A server has already queued the HTTP response
+    /// ([`HandshakeError::status`]).
+    #[error(transparent)]
+    Handshake(#[from] HandshakeError),
     /// The keepalive Ping got no Pong within `Config::keepalive_timeout`.
     #[error("no pong arrived within the keepalive timeout")]
     KeepaliveTimeout,
@@ -110,6 +115,7 @@ impl Error {
         match self {
             Self::Protocol(e) => Some(e.close_code()),
             Self::KeepaliveTimeout => Some(CloseCode::INTERNAL_ERROR),
+            Self::Handshake(_) => None,
         }
     }
 }
@@ -139,4 +145,10 @@ pub enum UsageError {
     /// Text fragments that are not UTF-8 once joined.
     #[error("text fragments are not valid UTF-8")]
     InvalidUtf8,
+    /// `accept` or `reject` without a handshake request waiting for an answer.
+    #[error("no handshake request is waiting for an answer")]
+    NoRequestToAnswer,
+    /// The handshake answer cannot be sent as built.
+    #[error(transparent)]
+    InvalidAnswer(#[from] BuildError),
 }

@@ -1,6 +1,7 @@
 //! What the connection reports: [`Event`], lending payloads from the receive buffer.
 
 use crate::close::CloseCode;
+use crate::handshake::{Request, Response};
 
 /// Something that happened on the connection, returned by `Connection::next_event`.
 ///
@@ -9,6 +10,11 @@ use crate::close::CloseCode;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event<'a> {
+    /// Server: a valid opening handshake request arrived. Answer it with
+    /// `Connection::accept` or `Connection::reject`; until then nothing else happens.
+    Request(&'a Request),
+    /// Client: the server accepted the handshake; the connection is now open.
+    Accepted(&'a Response),
     /// A complete text message, validated as UTF-8.
     Text(&'a str),
     /// A complete binary message.

@@ -91,7 +91,7 @@
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 extern crate alloc;
-#[cfg(feature = "std")]
+#[cfg(any(feature = "std", test))]
 extern crate std;
 
 mod buffer;
@@ -101,7 +101,9 @@ mod connection;
 mod entropy;
 mod error;
 mod event;
+mod extension;
 mod frame;
+mod handshake;
 mod mask;
 mod utf8;
 
@@ -112,4 +114,7 @@ pub use entropy::Entropy;
 pub use error::{Error, ProtocolError, UsageError};
 pub use event::{Event, MessageKind};
 pub use frame::{FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, Opcode};
+pub use handshake::{
+    Accept, BuildError, ClientRequest, ExtensionOffer, HandshakeError, Request, Response, UrlError,
+};
 pub use mask::apply_mask;

@@ -48,5 +48,5 @@ fn report_sizes() {
     let size = std::mem::size_of::<Connection>();
     println!("size_of::<Connection>() = {size} bytes");
     // A guard against accidental growth (inline arrays, boxed state) of the struct itself.
-    assert!(size <= 512, "Connection grew to {size} bytes");
+    assert!(size <= 600, "Connection grew to {size} bytes");
 }

@@ -1,0 +1,403 @@
+//! The RFC 6455 §4 opening handshake: HTTP/1.1 request and response parsing and writing.
+
+// Everything here is pure: the caller buffers the bytes, finds the end of the head with
+// `HeadScanner`, hands the complete head to `parse_request` or `parse_response`, and writes the
+// answer with `write_accept`, `write_rejection`, `write_error_response` or
+// `ClientRequest::write`. Nonces (`Sec-WebSocket-Key`) are inputs, never drawn here.
+
+mod client;
+mod error;
+mod extensions;
+mod server;
+
+pub use client::{ClientRequest, Response};
+pub use error::{BuildError, HandshakeError, UrlError};
+pub use extensions::ExtensionOffer;
+pub use server::{Accept, Request};
+
+pub(crate) use client::parse_response;
+pub(crate) use extensions::parse_extensions;
+pub(crate) use server::{
+    check_rejection, parse_request, write_accept, write_error_response, write_rejection,
+};
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use sha1::{Digest as _, Sha1};
+
+/// RFC 6455 §1.3: the GUID appended to `Sec-WebSocket-Key` before hashing.
+pub(crate) const WEBSOCKET_GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/// Computes `Sec-WebSocket-Accept` for a `Sec-WebSocket-Key` value.
+///
+/// RFC 6455 §4.2.2 item 5.4: base64 of the SHA-1 of the key (as sent, without surrounding
+/// whitespace) concatenated with [`WEBSOCKET_GUID`].
+#[must_use]
+pub(crate) fn accept_key(key: &[u8]) -> String {
+    let mut sha1 = Sha1::new();
+    sha1.update(key);
+    sha1.update(WEBSOCKET_GUID);
+    STANDARD.encode(sha1.finalize())
+}
+
+/// A fresh `Sec-WebSocket-Key` (RFC 6455 §4.1 item 7): the base64 of 16 random bytes.
+#[must_use]
+pub(crate) fn client_key(nonce: [u8; 16]) -> String {
+    STANDARD.encode(nonce)
+}
+
+/// Finds the end of an HTTP head (the first `\r\n\r\n`) in a buffer that grows between calls.
+///
+/// Each byte is examined exactly once across all calls: the scanner remembers how far it got
+/// and how much of `\r\n\r\n` it had matched there, so a peer that trickles the head in one byte
+/// at a time costs O(n) in total rather than O(n²) (tungstenite's CVE-2023-43669 re-scanned
+/// from the start on every read).
+///
+/// The scanner does not enforce a size limit. To enforce one, pass at most `limit` bytes of the
+/// buffer; if it returns `None` once the buffer holds `limit` bytes, the head is too large.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct HeadScanner {
+    /// How many bytes of the buffer have been examined.
+    pos: usize,
+    /// How many bytes of `\r\n\r\n` end at `pos` (0 to 3).
+    matched: u8,
+    /// The end of the head once found; later calls return it without scanning.
+    end: Option<usize>,
+    /// Total bytes examined, so tests can prove the scan is linear.
+    #[cfg(test)]
+    examined: usize,
+}
+
+impl HeadScanner {
+    /// Creates a scanner that has seen nothing yet.
+    #[must_use]
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    /// Scans the bytes of `buf` not seen by earlier calls for the blank line ending the head.
+    ///
+    /// `buf` must be everything received so far: each call passes the previous buffer with
+    /// zero or more bytes appended. Returns the index just past the `\r\n\r\n`, that is the
+    /// length of the head, or `None` if the head is not complete yet.
+    #[must_use]
+    pub(crate) fn scan(&mut self, buf: &[u8]) -> Option<usize> {
+        if let Some(end) = self.end {
+            return Some(end);
+        }
+        debug_assert!(
+            buf.len() >= self.pos,
+            "HeadScanner::scan: the buffer shrank"
+        );
+        let fresh = buf.get(self.pos..).unwrap_or_default();
+        for (i, &byte) in fresh.iter().enumerate() {
+            self.matched = match (self.matched, byte) {
+                (0 | 2, b'\r') => self.matched + 1,
+                (1, b'\n') => 2,
+                (3, b'\n') => {
+                    let end = self.pos + i + 1;
+                    #[cfg(test)]
+                    {
+                        self.examined += i + 1;
+                    }
+                    self.pos = end;
+                    self.end = Some(end);
+                    return Some(end);
+                }
+                // A stray `\r` may still start the terminator.
+                (_, b'\r') => 1,
+                _ => 0,
+            };
+        }
+        #[cfg(test)]
+        {
+            self.examined += fresh.len();
+        }
+        self.pos += fresh.len();
+        None
+    }
+}
+
+/// RFC 7230 §3.2.6: `tchar`, the bytes allowed in a `token`.
+#[must_use]
+pub(crate) fn is_tchar(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
+}
+
+/// RFC 7230 §3.2.6: `token = 1*tchar`.
+#[must_use]
+pub(crate) fn is_token(bytes: &[u8]) -> bool {
+    !bytes.is_empty() && bytes.iter().all(|&b| is_tchar(b))
+}
+
+/// Strips RFC 7230 §3.2.3 optional whitespace (SP and HTAB) from both ends.
+#[must_use]
+pub(crate) fn trim_ows(mut bytes: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = bytes {
+        bytes = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = bytes {
+        bytes = rest;
+    }
+    bytes
+}
+
+/// Whether `value` may be sent as a header field value.
+///
+/// RFC 7230 §3.2: `field-value` is visible characters, SP, HTAB and obs-text. Rejecting CR, LF
+/// and the other controls is what stops header injection through application-supplied values.
+#[must_use]
+pub(crate) fn is_header_value(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| b == b'\t' || b == b' ' || (0x21..=0x7e).contains(&b) || b >= 0x80)
+}
+
+/// A received header list: names as sent, values as raw bytes, in order.
+pub(crate) type Headers = Vec<(String, Vec<u8>)>;
+
+/// Copies httparse's borrowed headers into an owned list.
+#[must_use]
+pub(crate) fn owned_headers(headers: &[httparse::Header<'_>]) -> Headers {
+    headers
+        .iter()
+        .map(|h| (String::from(h.name), h.value.to_vec()))
+        .collect()
+}
+
+/// The values of every header called `name` (ASCII case-insensitive), in order.
+pub(crate) fn header_values<'a>(
+    headers: &'a [(String, Vec<u8>)],
+    name: &str,
+) -> impl Iterator<Item = &'a [u8]> {
+    headers
+        .iter()
+        .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_slice())
+}
+
+/// The non-empty, trimmed elements of the comma-separated lists in every header called `name`.
+///
+/// RFC 7230 §3.2.2 and §7: repeated headers are one list; empty elements are skipped.
+pub(crate) fn list_elements<'a>(
+    headers: &'a [(String, Vec<u8>)],
+    name: &str,
+) -> impl Iterator<Item = &'a [u8]> {
+    header_values(headers, name)
+        .flat_map(|v| v.split(|&b| b == b','))
+        .map(trim_ows)
+        .filter(|e| !e.is_empty())
+}
+
+/// Whether any header called `name` lists `token` (both compared ASCII case-insensitively).
+#[must_use]
+pub(crate) fn has_token(headers: &[(String, Vec<u8>)], name: &str, token: &str) -> bool {
+    list_elements(headers, name).any(|e| e.eq_ignore_ascii_case(token.as_bytes()))
+}
+
+/// Checks an application-supplied header before it is written.
+///
+/// # Errors
+///
+/// [`BuildError::InvalidHeaderName`] unless `name` is a token, [`BuildError::ReservedHeader`]
+/// if `name` is in `reserved` (ASCII case-insensitive), and [`BuildError::InvalidHeaderValue`]
+/// if `value` holds CR, LF or another control character (header injection).
+pub(crate) fn check_header(name: &str, value: &str, reserved: &[&str]) -> Result<(), BuildError> {
+    if !is_token(name.as_bytes()) {
+        return Err(BuildError::InvalidHeaderName(name.into()));
+    }
+    if reserved.iter().any(|r| r.eq_ignore_ascii_case(name)) {
+        return Err(BuildError::ReservedHeader(name.into()));
+    }
+    if !is_header_value(value) {
+        return Err(BuildError::InvalidHeaderValue(name.into()));
+    }
+    Ok(())
+}
+
+/// Appends `name: value\r\n`; the caller has validated both.
+pub(crate) fn write_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+    use proptest::prelude::*;
+
+    const SEC_1_2_REQUEST: &[u8] = b"GET /chat HTTP/1.1\r\n\
+        Host: server.example.com\r\n\
+        Upgrade: websocket\r\n\
+        Connection: Upgrade\r\n\
+        Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+        Origin: http://example.com\r\n\
+        Sec-WebSocket-Protocol: chat, superchat\r\n\
+        Sec-WebSocket-Version: 13\r\n\r\n";
+
+    #[test]
+    fn sec_1_3_accept_key_vector() {
+        assert_eq!(
+            accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+    }
+
+    #[test]
+    fn sec_4_2_1_scanner_all_at_once() {
+        let mut scanner = HeadScanner::new();
+        let mut buf = SEC_1_2_REQUEST.to_vec();
+        buf.extend_from_slice(b"\x81\x85trailing frame bytes");
+        assert_eq!(scanner.scan(&buf), Some(SEC_1_2_REQUEST.len()));
+        // Later calls keep answering without scanning again.
+        assert_eq!(scanner.scan(&buf), Some(SEC_1_2_REQUEST.len()));
+    }
+
+    #[test]
+    fn sec_4_2_1_scanner_byte_at_a_time_equals_all_at_once() {
+        let mut scanner = HeadScanner::new();
+        let mut found = None;
+        for n in 0..=SEC_1_2_REQUEST.len() {
+            if let Some(end) = scanner.scan(&SEC_1_2_REQUEST[..n]) {
+                found = Some((n, end));
+                break;
+            }
+        }
+        assert_eq!(
+            found,
+            Some((SEC_1_2_REQUEST.len(), SEC_1_2_REQUEST.len())),
+            "found exactly when the last byte arrived"
+        );
+    }
+
+    #[test]
+    fn sec_4_2_1_scanner_needs_crlf_crlf() {
+        let cases: &[(&[u8], Option<usize>)] = &[
+            (b"", None),
+            (b"\r\n\r", None),
+            (b"\r\n\r\n", Some(4)),
+            (b"a\n\nb", None),
+            (b"a\r\n\nb", None),
+            (b"a\r\r\n\r\n", Some(6)),
+            (b"a\r\n\r\r\n\r\n", Some(8)),
+            (b"a\r\n\r\nb\r\n\r\n", Some(5)),
+        ];
+        for &(input, want) in cases {
+            assert_eq!(HeadScanner::new().scan(input), want, "{input:?}");
+            let mut scanner = HeadScanner::new();
+            let byte_wise = (0..=input.len()).find_map(|n| scanner.scan(&input[..n]));
+            assert_eq!(byte_wise, want, "byte at a time: {input:?}");
+        }
+    }
+
+    #[test]
+    fn sec_4_2_1_scanner_is_linear_byte_at_a_time() {
+        // A slow peer sends a large head one byte per read; the work must stay proportional
+        // to the bytes received, not to the square of them.
+        let mut head = vec![b'a'; 64 * 1024];
+        head.extend_from_slice(b"\r\n\r\n");
+        let mut scanner = HeadScanner::new();
+        let mut end = None;
+        for n in 1..=head.len() {
+            end = scanner.scan(&head[..n]);
+        }
+        assert_eq!(end, Some(head.len()));
+        assert_eq!(scanner.examined, head.len());
+    }
+
+    #[test]
+    fn sec_4_2_1_token_helpers() {
+        assert!(is_token(b"permessage-deflate"));
+        assert!(!is_token(b""));
+        assert!(!is_token(b"a b"));
+        assert!(!is_token(b"a\"b"));
+        assert_eq!(trim_ows(b" \t x y \t"), b"x y");
+        assert_eq!(trim_ows(b" \t "), b"");
+        assert!(is_header_value("text/plain; charset=utf-8"));
+        assert!(!is_header_value("a\r\nSet-Cookie: x"));
+        assert!(!is_header_value("a\0"));
+        let headers = vec![
+            (String::from("Connection"), b"keep-alive, ,Upgrade".to_vec()),
+            (String::from("connection"), b"close".to_vec()),
+        ];
+        assert!(has_token(&headers, "CONNECTION", "upgrade"));
+        assert!(has_token(&headers, "connection", "close"));
+        assert!(!has_token(&headers, "connection", "keep"));
+        assert_eq!(list_elements(&headers, "connection").count(), 3);
+    }
+
+    proptest! {
+        #[test]
+        fn sec_4_2_1_any_chunking_finds_the_same_end(
+            cuts in proptest::collection::vec(0..=SEC_1_2_REQUEST.len(), 0..40)
+        ) {
+            let mut cuts = cuts;
+            cuts.push(SEC_1_2_REQUEST.len());
+            cuts.sort_unstable();
+            let mut scanner = HeadScanner::new();
+            let mut found = None;
+            for &n in &cuts {
+                if let Some(end) = scanner.scan(&SEC_1_2_REQUEST[..n]) {
+                    found = Some(end);
+                    break;
+                }
+            }
+            prop_assert_eq!(found, Some(SEC_1_2_REQUEST.len()));
+            prop_assert_eq!(scanner.examined, SEC_1_2_REQUEST.len());
+        }
+
+        #[test]
+        fn sec_4_2_1_arbitrary_bytes_never_panic(
+            bytes in proptest::collection::vec(any::<u8>(), 0..600),
+            step in 1usize..64,
+        ) {
+            check_arbitrary(&bytes, step)?;
+        }
+
+        #[test]
+        fn sec_4_2_1_mutated_requests_never_panic(
+            edits in proptest::collection::vec((0..SEC_1_2_REQUEST.len(), any::<u8>()), 0..8),
+            step in 1usize..64,
+        ) {
+            let mut bytes = SEC_1_2_REQUEST.to_vec();
+            for (at, byte) in edits {
+                bytes[at] = byte;
+            }
+            check_arbitrary(&bytes, step)?;
+        }
+    }
+
+    /// Feeds `bytes` `step` at a time; a found head must parse or fail with a 4xx.
+    fn check_arbitrary(bytes: &[u8], step: usize) -> Result<(), TestCaseError> {
+        let mut scanner = HeadScanner::new();
+        let mut n = 0;
+        let end = loop {
+            n = (n + step).min(bytes.len());
+            if let Some(end) = scanner.scan(&bytes[..n]) {
+                break Some(end);
+            }
+            if n == bytes.len() {
+                break None;
+            }
+        };
+        prop_assert_eq!(end, HeadScanner::new().scan(bytes));
+        if let Some(end) = end {
+            match parse_request(&bytes[..end], 16) {
+                Ok(request) => prop_assert_eq!(request.method(), "GET"),
+                Err(err) => {
+                    let status = err.status();
+                    prop_assert!(
+                        matches!(status, Some(400..=499)),
+                        "{err} mapped to {status:?}"
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,962 @@
+//! Server side of the opening handshake: request validation (RFC 6455 §4.2) and responses.
+
+use alloc::string::{String, ToString};
+use alloc::vec;
+use alloc::vec::Vec;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+
+use super::{
+    BuildError, ExtensionOffer, HandshakeError, Headers, accept_key, check_header, header_values,
+    is_header_value, list_elements, owned_headers, parse_extensions, trim_ows, write_header,
+};
+
+/// A client's opening handshake request that passed RFC 6455 §4.2.1 validation.
+///
+/// Owned, built once per handshake, so the application can inspect it while deciding to
+/// [`Accept`] or reject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    method: String,
+    target: String,
+    /// `target[path.0..path.1]` is the path; empty means `/` (absolute-form without a path).
+    path: (usize, usize),
+    /// Where the query starts in `target`, just past the `?`.
+    query: Option<usize>,
+    host: String,
+    origin: Option<String>,
+    key: String,
+    subprotocols: Vec<String>,
+    extensions: Vec<ExtensionOffer>,
+    headers: Headers,
+}
+
+impl Request {
+    /// The request method; always `GET` once validated.
+    #[must_use]
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    /// The request target exactly as sent: `/path?query`, or an absolute URI.
+    #[must_use]
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// The path of the target, without the query; `/` if an absolute URI had none.
+    #[must_use]
+    pub fn path(&self) -> &str {
+        match &self.target[self.path.0..self.path.1] {
+            "" => "/",
+            path => path,
+        }
+    }
+
+    /// The query of the target, without the `?`, if there was one.
+    #[must_use]
+    pub fn query(&self) -> Option<&str> {
+        self.query.map(|start| &self.target[start..])
+    }
+
+    /// The `Host` header value, trimmed (RFC 6455 §4.2.1 item 2).
+    #[must_use]
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The `Origin` header value, trimmed, if sent (RFC 6455 §4.2.1 item 7).
+    ///
+    /// Browsers always send it; the server checks it to refuse cross-origin pages (§10.2).
+    #[must_use]
+    pub fn origin(&self) -> Option<&str> {
+        self.origin.as_deref()
+    }
+
+    /// The `Sec-WebSocket-Key` value, trimmed; it decodes to 16 bytes (RFC 6455 §4.2.1 item 5).
+    #[must_use]
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The subprotocols offered, in order of preference, from every `Sec-WebSocket-Protocol`
+    /// header (RFC 6455 §4.2.1 item 8).
+    #[must_use]
+    pub fn subprotocols(&self) -> &[String] {
+        &self.subprotocols
+    }
+
+    /// The extensions offered, in order, from every `Sec-WebSocket-Extensions` header
+    /// (RFC 6455 §4.2.1 item 9).
+    #[must_use]
+    pub fn extensions(&self) -> &[ExtensionOffer] {
+        &self.extensions
+    }
+
+    /// Every header in the order sent: name as sent, raw value.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice()))
+    }
+
+    /// The value of the first header called `name` (ASCII case-insensitive).
+    #[must_use]
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        header_values(&self.headers, name).next()
+    }
+}
+
+/// Parses and validates a complete request head (ending in `\r\n\r\n`).
+///
+/// Checks run in this order, so the answer is the most specific status that applies:
+/// HTTP syntax (400, or 431 for more than `max_headers` headers), method `GET` (405),
+/// HTTP/1.1 (400), request target (400), `Host` (400), `Upgrade: websocket` (400),
+/// `Connection: upgrade` (400), `Sec-WebSocket-Version: 13` (426), `Sec-WebSocket-Key` (400),
+/// then `Origin`, `Sec-WebSocket-Protocol` and `Sec-WebSocket-Extensions` syntax (400).
+/// The version comes before the key because pre-RFC drafts send no `Sec-WebSocket-Key` and
+/// are best answered with 426 and `Sec-WebSocket-Version: 13`.
+///
+/// # Errors
+///
+/// The [`HandshakeError`] for the first failed check; its [`status`](HandshakeError::status)
+/// is the response to send.
+pub(crate) fn parse_request(head: &[u8], max_headers: usize) -> Result<Request, HandshakeError> {
+    let malformed = |reason: &str| HandshakeError::MalformedRequest(reason.into());
+    let mut slots = vec![httparse::EMPTY_HEADER; max_headers];
+    let mut parsed = httparse::Request::new(&mut slots);
+    let len = match parsed.parse(head) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Err(malformed("incomplete request head")),
+        Err(httparse::Error::TooManyHeaders) => return Err(HandshakeError::TooManyHeaders),
+        Err(err) => return Err(HandshakeError::MalformedRequest(err.to_string())),
+    };
+    // httparse also ends a head at a bare `\n\n`; the scanner only at `\r\n\r\n`. Refusing the
+    // difference keeps both agreeing on where the frames start.
+    if len != head.len() {
+        return Err(malformed("bare LF line ending"));
+    }
+    let (Some(method), Some(target), Some(version)) = (parsed.method, parsed.path, parsed.version)
+    else {
+        return Err(malformed("incomplete request line"));
+    };
+    let headers = owned_headers(parsed.headers);
+
+    // RFC 6455 §4.2.1 item 1: an HTTP/1.1 or higher GET request. Methods are case-sensitive.
+    if method != "GET" {
+        return Err(HandshakeError::MethodNotGet);
+    }
+    if version != 1 {
+        return Err(HandshakeError::HttpVersion);
+    }
+    let (path, query) = split_target(target).ok_or(HandshakeError::InvalidRequestTarget)?;
+
+    // RFC 6455 §4.2.1 item 2: a Host header field; RFC 7230 §5.4: exactly one.
+    let host = single_value(&headers, "Host")
+        .and_then(utf8)
+        .filter(|h| !h.is_empty())
+        .ok_or(HandshakeError::MissingHost)?;
+
+    // RFC 6455 §4.2.1 items 3 and 4: Upgrade includes "websocket", Connection includes
+    // "Upgrade", both case-insensitive.
+    if !super::has_token(&headers, "Upgrade", "websocket") {
+        return Err(HandshakeError::MissingUpgrade);
+    }
+    if !super::has_token(&headers, "Connection", "upgrade") {
+        return Err(HandshakeError::MissingConnectionUpgrade);
+    }
+
+    // RFC 6455 §4.2.1 item 6: Sec-WebSocket-Version MUST be 13.
+    if single_value(&headers, "Sec-WebSocket-Version") != Some(b"13".as_slice()) {
+        return Err(HandshakeError::UnsupportedVersion);
+    }
+
+    // RFC 6455 §4.2.1 item 5: a base64-encoded 16-byte nonce; §11.3.1: at most once.
+    let key = match header_values(&headers, "Sec-WebSocket-Key").count() {
+        0 => return Err(HandshakeError::MissingKey),
+        1 => single_value(&headers, "Sec-WebSocket-Key")
+            .filter(|key| STANDARD.decode(key).is_ok_and(|nonce| nonce.len() == 16))
+            .and_then(utf8)
+            .ok_or(HandshakeError::InvalidKey)?,
+        _ => return Err(HandshakeError::InvalidKey),
+    };
+
+    // RFC 6455 §4.2.1 item 7 and RFC 6454 §7.3: one ASCII origin. Two or a garbled one would
+    // let a page slip past the application's origin check, so refuse rather than guess.
+    let origin = match header_values(&headers, "Origin").count() {
+        0 => None,
+        1 => Some(
+            single_value(&headers, "Origin")
+                .and_then(utf8)
+                .ok_or_else(|| malformed("invalid Origin header"))?,
+        ),
+        _ => return Err(malformed("more than one Origin header")),
+    };
+
+    // RFC 6455 §4.2.1 item 8: a comma list of subprotocols, possibly over several headers.
+    let subprotocols = list_elements(&headers, "Sec-WebSocket-Protocol")
+        .map(|p| utf8(p).ok_or_else(|| malformed("invalid Sec-WebSocket-Protocol header")))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    // RFC 6455 §4.2.1 item 9 and §9.1.
+    let extensions = parse_extensions(header_values(&headers, "Sec-WebSocket-Extensions"))?;
+
+    Ok(Request {
+        method: method.into(),
+        target: target.into(),
+        path,
+        query,
+        host,
+        origin,
+        key,
+        subprotocols,
+        extensions,
+        headers,
+    })
+}
+
+/// Splits a request target into the path range and the query start.
+///
+/// RFC 6455 §4.2.1 item 1 and §3: the target is a resource name (`/path?query`) or an absolute
+/// http(s) URI holding one (ws(s) is accepted too); fragments are not allowed.
+fn split_target(target: &str) -> Option<((usize, usize), Option<usize>)> {
+    if target.contains('#') {
+        return None;
+    }
+    let path_start = if target.starts_with('/') {
+        0
+    } else {
+        let (scheme, rest) = target.split_once("://")?;
+        let known = ["http", "https", "ws", "wss"];
+        if !known.iter().any(|k| k.eq_ignore_ascii_case(scheme)) {
+            return None;
+        }
+        let authority_len = rest.find(['/', '?']).unwrap_or(rest.len());
+        if authority_len == 0 {
+            return None;
+        }
+        scheme.len() + "://".len() + authority_len
+    };
+    let query_mark = target[path_start..].find('?').map(|i| path_start + i);
+    let path_end = query_mark.unwrap_or(target.len());
+    Some(((path_start, path_end), query_mark.map(|q| q + 1)))
+}
+
+/// The trimmed value of the only header called `name`; `None` if absent or repeated.
+fn single_value<'a>(headers: &'a [(String, Vec<u8>)], name: &'a str) -> Option<&'a [u8]> {
+    let mut values = header_values(headers, name);
+    match (values.next(), values.next()) {
+        (Some(value), None) => Some(trim_ows(value)),
+        _ => None,
+    }
+}
+
+fn utf8(bytes: &[u8]) -> Option<String> {
+    core::str::from_utf8(bytes).ok().map(String::from)
+}
+
+/// The application's answer accepting a handshake: a subprotocol and extra headers.
+///
+/// Extensions are negotiated by the connection itself, not here.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Accept {
+    subprotocol: Option<String>,
+    headers: Vec<(String, String)>,
+}
+
+/// Headers the 101 response writes itself (RFC 6455 §4.2.2) or that a 1xx response must not
+/// carry (RFC 7230 §3.3.2, §3.3.1).
+const ACCEPT_RESERVED: &[&str] = &[
+    "Upgrade",
+    "Connection",
+    "Sec-WebSocket-Accept",
+    "Sec-WebSocket-Protocol",
+    "Sec-WebSocket-Extensions",
+    "Content-Length",
+    "Transfer-Encoding",
+];
+
+impl Accept {
+    /// An answer with no subprotocol and no extra headers.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Selects `name`, which must be one of [`Request::subprotocols`] (RFC 6455 §4.2.2 item 5.5).
+    #[must_use]
+    pub fn subprotocol(mut self, name: &str) -> Self {
+        self.subprotocol = Some(name.into());
+        self
+    }
+
+    /// Adds a header to the 101 response, such as `Set-Cookie`.
+    ///
+    /// Validated when the answer is applied: the name must be a token that the handshake
+    /// does not write itself, and the value must not contain CR, LF or other controls.
+    #[must_use]
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// The subprotocol selected, if any.
+    #[must_use]
+    pub(crate) fn selected_subprotocol(&self) -> Option<&str> {
+        self.subprotocol.as_deref()
+    }
+
+    /// Checks the answer against the request before anything is written.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::SubprotocolNotOffered`] if the subprotocol is not one the client offered
+    /// (compared exactly), or the [`BuildError`] for the first invalid header.
+    pub(crate) fn check(&self, request: &Request) -> Result<(), BuildError> {
+        if let Some(chosen) = &self.subprotocol {
+            // RFC 6455 §4.2.2 item 5.5: the value MUST be one the client offered.
+            if !request.subprotocols().iter().any(|p| p == chosen) {
+                return Err(BuildError::SubprotocolNotOffered(chosen.clone()));
+            }
+        }
+        for (name, value) in &self.headers {
+            check_header(name, value, ACCEPT_RESERVED)?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes the `101 Switching Protocols` response (RFC 6455 §4.2.2 item 5) for `request`.
+///
+/// `accept` must have passed [`Accept::check`] for this request. `extensions_header` is the
+/// negotiated `Sec-WebSocket-Extensions` value, `None` if no extension was accepted.
+pub(crate) fn write_accept(
+    out: &mut Vec<u8>,
+    request: &Request,
+    accept: &Accept,
+    extensions_header: Option<&str>,
+) {
+    debug_assert_eq!(accept.check(request), Ok(()));
+    out.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\n");
+    write_header(out, "Upgrade", b"websocket");
+    write_header(out, "Connection", b"Upgrade");
+    // RFC 6455 §4.2.2 item 5.4: the accept value proves the server read this key.
+    let accept_value = accept_key(request.key().as_bytes());
+    write_header(out, "Sec-WebSocket-Accept", accept_value.as_bytes());
+    if let Some(subprotocol) = &accept.subprotocol {
+        write_header(out, "Sec-WebSocket-Protocol", subprotocol.as_bytes());
+    }
+    if let Some(extensions) = extensions_header {
+        debug_assert!(!extensions.is_empty() && is_header_value(extensions));
+        write_header(out, "Sec-WebSocket-Extensions", extensions.as_bytes());
+    }
+    for (name, value) in &accept.headers {
+        write_header(out, name, value.as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Headers a rejection writes itself from the body it is given.
+const REJECTION_RESERVED: &[&str] = &["Connection", "Content-Length", "Transfer-Encoding"];
+
+/// Checks an application's rejection before [`write_rejection`] writes it.
+///
+/// # Errors
+///
+/// [`BuildError::InvalidStatus`] unless `status` is 3xx (a redirect), 4xx or 5xx and may carry a
+/// body (not 304), or the [`BuildError`] for the first invalid header.
+pub(crate) fn check_rejection(status: u16, headers: &[(&str, &str)]) -> Result<(), BuildError> {
+    if !(300..=599).contains(&status) || status == 304 {
+        return Err(BuildError::InvalidStatus(status));
+    }
+    for (name, value) in headers {
+        check_header(name, value, REJECTION_RESERVED)?;
+    }
+    Ok(())
+}
+
+/// Writes a response refusing the handshake, after which the server closes the connection.
+///
+/// The application's headers come first, then `Connection: close`, a
+/// `Content-Type: text/plain; charset=utf-8` unless the application set its own, and the
+/// `Content-Length` of `body`. The inputs must have passed [`check_rejection`].
+pub(crate) fn write_rejection(
+    out: &mut Vec<u8>,
+    status: u16,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) {
+    debug_assert_eq!(check_rejection(status, headers), Ok(()));
+    write_response(out, status, headers, b"close", body);
+}
+
+/// Writes the response a server owes for a failed handshake: `err.status()`, a one-line text
+/// body, `Allow: GET` for 405 (RFC 9110 §15.5.6) and, for 426, `Upgrade: websocket` (RFC 9110
+/// §15.5.22) plus `Sec-WebSocket-Version: 13` (RFC 6455 §4.2.2).
+///
+/// Writes nothing for client-side errors, which have no status.
+pub(crate) fn write_error_response(out: &mut Vec<u8>, err: &HandshakeError) {
+    let Some(status) = err.status() else {
+        return;
+    };
+    let mut body = err.to_string();
+    body.push('\n');
+    match status {
+        405 => write_response(out, status, &[("Allow", "GET")], b"close", body.as_bytes()),
+        // RFC 9110 §7.8: a sender of Upgrade MUST also list "upgrade" in Connection.
+        426 => write_response(
+            out,
+            status,
+            &[("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13")],
+            b"Upgrade, close",
+            body.as_bytes(),
+        ),
+        _ => write_response(out, status, &[], b"close", body.as_bytes()),
+    }
+}
+
+fn write_response(
+    out: &mut Vec<u8>,
+    status: u16,
+    headers: &[(&str, &str)],
+    connection: &[u8],
+    body: &[u8],
+) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(reason_phrase(status).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in headers {
+        write_header(out, name, value.as_bytes());
+    }
+    write_header(out, "Connection", connection);
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("Content-Type"))
+    {
+        write_header(out, "Content-Type", b"text/plain; charset=utf-8");
+    }
+    write_header(out, "Content-Length", body.len().to_string().as_bytes());
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+}
+
+/// RFC 9110 §15: the reason phrase for `status`; empty (which RFC 7230 §3.1.2 allows) if unknown.
+fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        101 => "Switching Protocols",
+        300 => "Multiple Choices",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        410 => "Gone",
+        426 => "Upgrade Required",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        451 => "Unavailable For Legal Reasons",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEC_1_2_REQUEST: &[u8] = b"GET /chat HTTP/1.1\r\n\
+        Host: server.example.com\r\n\
+        Upgrade: websocket\r\n\
+        Connection: Upgrade\r\n\
+        Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+        Origin: http://example.com\r\n\
+        Sec-WebSocket-Protocol: chat, superchat\r\n\
+        Sec-WebSocket-Version: 13\r\n\r\n";
+
+    fn text(bytes: &[u8]) -> &str {
+        core::str::from_utf8(bytes).unwrap()
+    }
+
+    /// The §1.2 request with header `name` replaced by `line` (or removed if `line` is empty).
+    fn with_header(name: &str, line: &[u8]) -> Vec<u8> {
+        replace_header(SEC_1_2_REQUEST, name, line)
+    }
+
+    fn replace_header(head: &[u8], name: &str, line: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for l in head.split_inclusive(|&b| b == b'\n') {
+            let is_it = l.len() > name.len()
+                && l[..name.len()].eq_ignore_ascii_case(name.as_bytes())
+                && l[name.len()] == b':';
+            out.extend_from_slice(if is_it { line } else { l });
+        }
+        out
+    }
+
+    #[test]
+    fn sec_1_2_example_request_parses() {
+        let request = parse_request(SEC_1_2_REQUEST, 16).unwrap();
+        assert_eq!(request.method(), "GET");
+        assert_eq!(request.target(), "/chat");
+        assert_eq!(request.path(), "/chat");
+        assert_eq!(request.query(), None);
+        assert_eq!(request.host(), "server.example.com");
+        assert_eq!(request.origin(), Some("http://example.com"));
+        assert_eq!(request.key(), "dGhlIHNhbXBsZSBub25jZQ==");
+        assert_eq!(request.subprotocols(), ["chat", "superchat"]);
+        assert_eq!(request.extensions(), []);
+        assert_eq!(request.headers().count(), 7);
+        assert_eq!(
+            request.headers().next(),
+            Some(("Host", b"server.example.com".as_slice()))
+        );
+        assert_eq!(
+            request.header("sec-websocket-VERSION"),
+            Some(b"13".as_slice())
+        );
+        assert_eq!(request.header("Cookie"), None);
+    }
+
+    #[test]
+    fn sec_1_2_example_response_written() {
+        let request = parse_request(SEC_1_2_REQUEST, 16).unwrap();
+        let accept = Accept::new().subprotocol("chat");
+        assert_eq!(accept.check(&request), Ok(()));
+        assert_eq!(accept.selected_subprotocol(), Some("chat"));
+        let mut out = Vec::new();
+        write_accept(&mut out, &request, &accept, None);
+        assert_eq!(
+            text(&out),
+            "HTTP/1.1 101 Switching Protocols\r\n\
+             Upgrade: websocket\r\n\
+             Connection: Upgrade\r\n\
+             Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\
+             Sec-WebSocket-Protocol: chat\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn sec_4_2_2_response_with_extensions_and_headers() {
+        let request = parse_request(SEC_1_2_REQUEST, 16).unwrap();
+        let accept = Accept::new().header("Set-Cookie", "a=b");
+        assert_eq!(accept.check(&request), Ok(()));
+        let mut out = Vec::new();
+        write_accept(&mut out, &request, &accept, Some("permessage-deflate"));
+        assert_eq!(
+            text(&out),
+            "HTTP/1.1 101 Switching Protocols\r\n\
+             Upgrade: websocket\r\n\
+             Connection: Upgrade\r\n\
+             Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\
+             Sec-WebSocket-Extensions: permessage-deflate\r\n\
+             Set-Cookie: a=b\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn sec_4_2_2_accept_check_rejects_misuse() {
+        let request = parse_request(SEC_1_2_REQUEST, 16).unwrap();
+        let cases = [
+            (
+                Accept::new().subprotocol("mqtt"),
+                BuildError::SubprotocolNotOffered("mqtt".into()),
+            ),
+            // Subprotocol names are compared exactly.
+            (
+                Accept::new().subprotocol("Chat"),
+                BuildError::SubprotocolNotOffered("Chat".into()),
+            ),
+            (
+                Accept::new().header("X-A", "1\r\nSet-Cookie: evil"),
+                BuildError::InvalidHeaderValue("X-A".into()),
+            ),
+            (
+                Accept::new().header("X-A\r\nB", "1"),
+                BuildError::InvalidHeaderName("X-A\r\nB".into()),
+            ),
+            (
+                Accept::new().header("", "1"),
+                BuildError::InvalidHeaderName("".into()),
+            ),
+            (
+                Accept::new().header("sec-websocket-accept", "x"),
+                BuildError::ReservedHeader("sec-websocket-accept".into()),
+            ),
+            (
+                Accept::new().header("Content-Length", "0"),
+                BuildError::ReservedHeader("Content-Length".into()),
+            ),
+        ];
+        for (accept, err) in cases {
+            assert_eq!(accept.check(&request), Err(err));
+        }
+    }
+
+    #[test]
+    fn sec_4_2_1_target_forms() {
+        let cases: &[(&str, &str, Option<&str>)] = &[
+            ("/chat?room=1&x", "/chat", Some("room=1&x")),
+            ("/?", "/", Some("")),
+            ("/", "/", None),
+            ("http://example.com/chat?a", "/chat", Some("a")),
+            ("WSS://example.com", "/", None),
+            ("ws://example.com?a=b", "/", Some("a=b")),
+        ];
+        for &(target, path, query) in cases {
+            let head = text(SEC_1_2_REQUEST).replacen("/chat", target, 1);
+            let request = parse_request(head.as_bytes(), 16).unwrap();
+            assert_eq!(request.target(), target);
+            assert_eq!(request.path(), path, "{target}");
+            assert_eq!(request.query(), query, "{target}");
+        }
+        for target in [
+            "chat",
+            "*",
+            "/a#b",
+            "ftp://x/",
+            "http:///x",
+            "example.com:80",
+        ] {
+            let head = text(SEC_1_2_REQUEST).replacen("/chat", target, 1);
+            assert_eq!(
+                parse_request(head.as_bytes(), 16).map(drop),
+                Err(HandshakeError::InvalidRequestTarget),
+                "{target}"
+            );
+        }
+    }
+
+    #[test]
+    fn sec_4_2_1_lenient_where_http_allows() {
+        let head = "GET / HTTP/1.1\r\n\
+            host: h\r\n\
+            upgrade: WebSocket\r\n\
+            connection: keep-alive\r\n\
+            CONNECTION: Upgrade\r\n\
+            sec-websocket-key:  dGhlIHNhbXBsZSBub25jZQ== \r\n\
+            sec-websocket-version: 13\r\n\
+            Sec-WebSocket-Protocol: a,, b\r\n\
+            Sec-WebSocket-Protocol: c\r\n\
+            Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\
+            Sec-WebSocket-Extensions: x-foo\r\n\r\n";
+        let request = parse_request(head.as_bytes(), 16).unwrap();
+        assert_eq!(request.origin(), None);
+        assert_eq!(request.key(), "dGhlIHNhbXBsZSBub25jZQ==");
+        assert_eq!(request.subprotocols(), ["a", "b", "c"]);
+        let names: Vec<_> = request.extensions().iter().map(|e| e.name()).collect();
+        assert_eq!(names, ["permessage-deflate", "x-foo"]);
+    }
+
+    #[test]
+    fn sec_4_2_1_rejections_with_status() {
+        let get = text(SEC_1_2_REQUEST);
+        let cases: Vec<(Vec<u8>, HandshakeError)> = vec![
+            (
+                b"GET /chat HTTP/1.1\r\nHo st: x\r\n\r\n".to_vec(),
+                HandshakeError::MalformedRequest("invalid header name".into()),
+            ),
+            (
+                b"GET /chat HTTP/1.1\r\nHost: x\r\n".to_vec(),
+                HandshakeError::MalformedRequest("incomplete request head".into()),
+            ),
+            (
+                b"GET /chat HTTP/1.1\nHost: x\n\n\r\n\r\n".to_vec(),
+                HandshakeError::MalformedRequest("bare LF line ending".into()),
+            ),
+            (
+                get.replacen("GET", "POST", 1).into_bytes(),
+                HandshakeError::MethodNotGet,
+            ),
+            (
+                get.replacen("GET", "get", 1).into_bytes(),
+                HandshakeError::MethodNotGet,
+            ),
+            // 405 outranks the 400 for the old HTTP version.
+            (
+                get.replacen("GET", "HEAD", 1)
+                    .replacen("HTTP/1.1", "HTTP/1.0", 1)
+                    .into_bytes(),
+                HandshakeError::MethodNotGet,
+            ),
+            (
+                get.replacen("HTTP/1.1", "HTTP/1.0", 1).into_bytes(),
+                HandshakeError::HttpVersion,
+            ),
+            (
+                get.replacen("HTTP/1.1", "HTTP/2.0", 1).into_bytes(),
+                HandshakeError::MalformedRequest("invalid HTTP version".into()),
+            ),
+            (with_header("Host", b""), HandshakeError::MissingHost),
+            (
+                with_header("Host", b"Host: \r\n"),
+                HandshakeError::MissingHost,
+            ),
+            (
+                with_header("Host", b"Host: a\r\nHost: b\r\n"),
+                HandshakeError::MissingHost,
+            ),
+            (with_header("Upgrade", b""), HandshakeError::MissingUpgrade),
+            (
+                with_header("Upgrade", b"Upgrade: h2c\r\n"),
+                HandshakeError::MissingUpgrade,
+            ),
+            (
+                with_header("Connection", b""),
+                HandshakeError::MissingConnectionUpgrade,
+            ),
+            (
+                with_header("Connection", b"Connection: keep-alive\r\n"),
+                HandshakeError::MissingConnectionUpgrade,
+            ),
+            (
+                with_header("Sec-WebSocket-Version", b""),
+                HandshakeError::UnsupportedVersion,
+            ),
+            (
+                with_header("Sec-WebSocket-Version", b"Sec-WebSocket-Version: 8\r\n"),
+                HandshakeError::UnsupportedVersion,
+            ),
+            (
+                with_header("Sec-WebSocket-Version", b"Sec-WebSocket-Version: 13, 8\r\n"),
+                HandshakeError::UnsupportedVersion,
+            ),
+            (
+                with_header(
+                    "Sec-WebSocket-Version",
+                    b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Version: 13\r\n",
+                ),
+                HandshakeError::UnsupportedVersion,
+            ),
+            // 426 outranks the 400 for a missing key: drafts before RFC 6455 send no key.
+            (
+                replace_header(
+                    &with_header("Sec-WebSocket-Key", b""),
+                    "Sec-WebSocket-Version",
+                    b"",
+                ),
+                HandshakeError::UnsupportedVersion,
+            ),
+            (
+                with_header("Sec-WebSocket-Key", b""),
+                HandshakeError::MissingKey,
+            ),
+            (
+                with_header("Sec-WebSocket-Key", b"Sec-WebSocket-Key: \r\n"),
+                HandshakeError::InvalidKey,
+            ),
+            (
+                with_header("Sec-WebSocket-Key", b"Sec-WebSocket-Key: not base64!\r\n"),
+                HandshakeError::InvalidKey,
+            ),
+            // 15 and 17 bytes.
+            (
+                with_header(
+                    "Sec-WebSocket-Key",
+                    b"Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAA\r\n",
+                ),
+                HandshakeError::InvalidKey,
+            ),
+            (
+                with_header(
+                    "Sec-WebSocket-Key",
+                    b"Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAAA=\r\n",
+                ),
+                HandshakeError::InvalidKey,
+            ),
+            (
+                with_header(
+                    "Sec-WebSocket-Key",
+                    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                     Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
+                ),
+                HandshakeError::InvalidKey,
+            ),
+            (
+                with_header("Origin", b"Origin: a\r\nOrigin: b\r\n"),
+                HandshakeError::MalformedRequest("more than one Origin header".into()),
+            ),
+            (
+                with_header("Origin", b"Origin: \xc3\x28\r\n"),
+                HandshakeError::MalformedRequest("invalid Origin header".into()),
+            ),
+            (
+                with_header(
+                    "Sec-WebSocket-Protocol",
+                    b"Sec-WebSocket-Protocol: \xff\r\n",
+                ),
+                HandshakeError::MalformedRequest("invalid Sec-WebSocket-Protocol header".into()),
+            ),
+            (
+                with_header("Origin", b"Sec-WebSocket-Extensions: a;\r\n"),
+                HandshakeError::MalformedExtensions("expected a parameter name"),
+            ),
+        ];
+        for (head, err) in cases {
+            let status = err.status();
+            assert_eq!(
+                parse_request(&head, 16).map(drop),
+                Err(err),
+                "{}",
+                String::from_utf8_lossy(&head)
+            );
+            assert!(matches!(status, Some(400 | 405 | 426)));
+        }
+        assert_eq!(
+            parse_request(SEC_1_2_REQUEST, 6).map(drop),
+            Err(HandshakeError::TooManyHeaders)
+        );
+        assert_eq!(HandshakeError::TooManyHeaders.status(), Some(431));
+    }
+
+    #[test]
+    fn sec_4_2_2_error_response_405() {
+        let mut out = Vec::new();
+        write_error_response(&mut out, &HandshakeError::MethodNotGet);
+        assert_eq!(
+            text(&out),
+            "HTTP/1.1 405 Method Not Allowed\r\n\
+             Allow: GET\r\n\
+             Connection: close\r\n\
+             Content-Type: text/plain; charset=utf-8\r\n\
+             Content-Length: 33\r\n\
+             \r\n\
+             method not allowed: expected GET\n"
+        );
+    }
+
+    #[test]
+    fn sec_4_2_2_error_response_426() {
+        let mut out = Vec::new();
+        write_error_response(&mut out, &HandshakeError::UnsupportedVersion);
+        assert_eq!(
+            text(&out),
+            "HTTP/1.1 426 Upgrade Required\r\n\
+             Upgrade: websocket\r\n\
+             Sec-WebSocket-Version: 13\r\n\
+             Connection: Upgrade, close\r\n\
+             Content-Type: text/plain; charset=utf-8\r\n\
+             Content-Length: 47\r\n\
+             \r\n\
+             unsupported Sec-WebSocket-Version: expected 13\n"
+        );
+    }
+
+    #[test]
+    fn sec_4_2_2_error_response_431() {
+        let mut out = Vec::new();
+        write_error_response(&mut out, &HandshakeError::HeadTooLarge);
+        assert_eq!(
+            text(&out),
+            "HTTP/1.1 431 Request Header Fields Too Large\r\n\
+             Connection: close\r\n\
+             Content-Type: text/plain; charset=utf-8\r\n\
+             Content-Length: 23\r\n\
+             \r\n\
+             request head too large\n"
+        );
+    }
+
+    #[test]
+    fn sec_4_2_2_error_response_400() {
+        let mut out = Vec::new();
+        write_error_response(&mut out, &HandshakeError::MissingKey);
+        assert_eq!(
+            text(&out),
+            "HTTP/1.1 400 Bad Request\r\n\
+             Connection: close\r\n\
+             Content-Type: text/plain; charset=utf-8\r\n\
+             Content-Length: 33\r\n\
+             \r\n\
+             missing Sec-WebSocket-Key header\n"
+        );
+    }
+
+    #[test]
+    fn sec_4_2_2_error_response_other_statuses() {
+        let cases = [
+            (
+                HandshakeError::OriginNotAllowed,
+                "HTTP/1.1 403 Forbidden\r\n",
+            ),
+            (HandshakeError::Timeout, "HTTP/1.1 408 Request Timeout\r\n"),
+            (
+                HandshakeError::Rejected { status: 503 },
+                "HTTP/1.1 503 Service Unavailable\r\n",
+            ),
+        ];
+        for (err, status_line) in cases {
+            let mut out = Vec::new();
+            write_error_response(&mut out, &err);
+            assert!(text(&out).starts_with(status_line), "{}", text(&out));
+        }
+        // A client-side error has no status and writes nothing.
+        let mut out = Vec::new();
+        write_error_response(&mut out, &HandshakeError::WrongAccept);
+        assert_eq!(out, b"");
+    }
+
+    #[test]
+    fn sec_4_2_2_rejection_written() {
+        let headers = [("WWW-Authenticate", "Basic realm=\"ws\"")];
+        assert_eq!(check_rejection(401, &headers), Ok(()));
+        let mut out = Vec::new();
+        write_rejection(&mut out, 401, &headers, b"who are you?");
+        assert_eq!(
+            text(&out),
+            "HTTP/1.1 401 Unauthorized\r\n\
+             WWW-Authenticate: Basic realm=\"ws\"\r\n\
+             Connection: close\r\n\
+             Content-Type: text/plain; charset=utf-8\r\n\
+             Content-Length: 12\r\n\
+             \r\n\
+             who are you?"
+        );
+        // The application's Content-Type replaces the default; unknown statuses get no phrase.
+        let headers = [("Content-Type", "text/html")];
+        let mut out = Vec::new();
+        write_rejection(&mut out, 499, &headers, b"");
+        assert_eq!(
+            text(&out),
+            "HTTP/1.1 499 \r\n\
+             Content-Type: text/html\r\n\
+             Connection: close\r\n\
+             Content-Length: 0\r\n\
+             \r\n"
+        );
+    }
+
+    #[test]
+    fn sec_4_2_2_rejection_check() {
+        for status in [101, 200, 204, 299, 304, 600, 0] {
+            assert_eq!(
+                check_rejection(status, &[]),
+                Err(BuildError::InvalidStatus(status))
+            );
+        }
+        for status in [301, 400, 403, 404, 500, 599] {
+            assert_eq!(check_rejection(status, &[]), Ok(()));
+        }
+        assert_eq!(
+            check_rejection(302, &[("Location", "/x\r\n\r\n<html>")]),
+            Err(BuildError::InvalidHeaderValue("Location".into()))
+        );
+        assert_eq!(
+            check_rejection(400, &[("connection", "keep-alive")]),
+            Err(BuildError::ReservedHeader("connection".into()))
+        );
+    }
+}

@@ -67,6 +67,7 @@ const STEPS = ['launch-browser', 'page-a-connected', 'page-b-connected', 'send-f
 class Report {
   constructor() { this.pending = [...STEPS]; this.passed = 0; this.failed = 0; this.done = false; }
   record(name, ok, detail, ms) {
+    if (this.done) return; // late results after the overall timeout fired
     const i = this.pending.indexOf(name);
     if (i >= 0) this.pending.splice(i, 1);
     if (ok) this.passed++; else this.failed++;
@@ -154,14 +155,16 @@ async function main() {
   const openPage = async (label) => {
     const context = await browser.newContext({ viewport: { width: 800, height: 600 } });
     const page = await context.newPage();
+    pages[label] = page; // also for diagnostics if this step fails
     page.setDefaultTimeout(stepMs);
-    page.on('console', (m) => { if (m.type() === 'error') console.log(`# page ${label} console error: ${m.text()}`); });
+    page.on('console', (m) => {
+      if (m.type() === 'error') console.log(`# page ${label} console error: ${m.text()} (${m.location().url || '?'})`);
+    });
     page.on('pageerror', (e) => console.log(`# page ${label} error: ${e.message}`));
     const resp = await page.goto(args.url, { waitUntil: 'load', timeout: stepMs });
     if (resp && !resp.ok()) throw new Error(`GET ${args.url} returned HTTP ${resp.status()}`);
     await page.waitForFunction(statusIsConnected, null, { timeout: stepMs, polling: 50 })
       .catch(async () => { throw new Error(`#status never became 'connected' within ${args.stepTimeout} s; ${await describe(page)}`); });
-    pages[label] = page;
     return `loaded ${args.url}, #status is 'connected'`;
   };
 
@@ -208,7 +211,7 @@ async function main() {
     }
     report.failPending('an earlier step failed');
     const diagPage = pages.B || pages.A;
-    if (diagPage && !screenshotTaken) {
+    if (diagPage && !screenshotTaken && !report.done) {
       try {
         fs.mkdirSync(path.dirname(args.screenshot), { recursive: true });
         await diagPage.screenshot({ path: args.screenshot, fullPage: true, timeout: 5000 });

@@ -27,9 +27,11 @@ pub struct Config {
     /// The largest single data frame accepted, in bytes (default `None`: only
     /// `max_message_size` applies). Exceeding it fails with 1009.
     pub max_frame_size: Option<usize>,
-    /// The most frames one message may arrive in (default 65,536). Fragments are joined in
-    /// place, so they cost no memory beyond their payload; this bounds the work a peer can
-    /// cause with floods of tiny fragments. Exceeding it fails with 1008.
+    /// The most frames one message may arrive in (default 1,048,576). Fragments are joined
+    /// in place, so they cost no memory beyond their payload (unlike Node `ws`, whose 2026
+    /// advisory was memory exhaustion through tiny fragments); this bounds the work one
+    /// message can cause. Autobahn case 9.3.1 sends 4 MiB as 65,537 frames. Exceeding it
+    /// fails with 1008.
     pub max_fragments_per_message: usize,
     /// How many bytes `Connection::receive_buffer` offers for one read (default 64 KiB).
     pub read_buffer_size: usize,
@@ -64,7 +66,7 @@ impl Default for Config {
         Self {
             max_message_size: 1 << 20,
             max_frame_size: None,
-            max_fragments_per_message: 1 << 16,
+            max_fragments_per_message: 1 << 20,
             read_buffer_size: 64 << 10,
             auto_pong: true,
             keepalive_interval: Some(Duration::from_secs(20)),

@@ -312,6 +312,14 @@ impl Connection {
         }
     }
 
+    /// Whether the receive buffer is held because a frame or message is only partly here.
+    /// When it is not, a driver can wait for the next read with a small buffer of its own
+    /// and hand it over with [`receive`](Self::receive), so idle connections hold no buffer.
+    #[must_use]
+    pub fn has_partial_input(&self) -> bool {
+        self.recv.capacity() > 0
+    }
+
     /// The peer closed its side of the stream (a read returned 0).
     pub fn receive_eof(&mut self) {
         if self.eof {

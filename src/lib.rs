@@ -98,6 +98,8 @@ mod buffer;
 mod close;
 mod config;
 mod connection;
+#[cfg(any(feature = "blocking", feature = "tokio"))]
+pub mod drivers;
 mod entropy;
 mod error;
 mod event;

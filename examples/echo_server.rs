@@ -1,0 +1,67 @@
+//! An echo server on tokio: every text and binary message comes back with the same type.
+//!
+//! `cargo run --release --example echo_server -- --addr 127.0.0.1:9001`
+
+#[path = "common/args.rs"]
+mod args;
+
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use wsproto::Config;
+use wsproto::drivers::tokio::WebSocketStream;
+
+const USAGE: &str = "echo_server: a WebSocket echo server (tokio, one task per connection)
+
+usage: echo_server [--addr HOST:PORT] [--max-message-size BYTES]
+
+  --addr HOST:PORT           where to listen (default 127.0.0.1:9001)
+  --max-message-size BYTES   largest message accepted (default 16777216)";
+
+/// An owned copy of what to send back.
+enum Echo {
+    Text(String),
+    Binary(Vec<u8>),
+    Nothing,
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let args = args::Args::parse(USAGE, &["addr", "max-message-size"], &[]);
+    let mut config = Config::default();
+    config.max_message_size = args.number("max-message-size", 16 << 20);
+    let config = Arc::new(config);
+    let listener = TcpListener::bind(args.get("addr", "127.0.0.1:9001")).await?;
+    println!("echo_server listening on ws://{}", listener.local_addr()?);
+    loop {
+        let (stream, _) = listener.accept().await?;
+        stream.set_nodelay(true)?;
+        let config = Arc::clone(&config);
+        tokio::spawn(async move {
+            if let Err(e) = echo(stream, &config).await {
+                eprintln!("connection ended: {e}");
+            }
+        });
+    }
+}
+
+async fn echo(
+    stream: tokio::net::TcpStream,
+    config: &Config,
+) -> Result<(), wsproto::drivers::Error> {
+    let mut ws = WebSocketStream::accept(stream, config.clone()).await?;
+    loop {
+        let echo = ws
+            .recv_with(|event| match event {
+                wsproto::Event::Text(text) => Echo::Text(text.to_owned()),
+                wsproto::Event::Binary(data) => Echo::Binary(data.to_vec()),
+                _ => Echo::Nothing,
+            })
+            .await?;
+        match echo {
+            None => return Ok(()),
+            Some(Echo::Text(text)) => ws.send_text(&text).await?,
+            Some(Echo::Binary(data)) => ws.send_binary(&data).await?,
+            Some(Echo::Nothing) => {}
+        }
+    }
+}

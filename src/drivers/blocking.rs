@@ -1,0 +1,347 @@
+//! A blocking driver: one [`Connection`] over a `std::io::Read + Write` stream.
+//!
+//! ```no_run
+//! use wsproto::drivers::{blocking::WebSocket, Message};
+//!
+//! let mut ws = WebSocket::connect("ws://127.0.0.1:9001/")?;
+//! ws.send_text("hello")?;
+//! while let Some(message) = ws.read()? {
+//!     println!("{message:?}");
+//!     ws.close(wsproto::CloseCode::NORMAL, "bye")?;
+//! }
+//! # Ok::<(), wsproto::drivers::Error>(())
+//! ```
+
+use super::{Answer, Error, Message, os_entropy};
+use crate::close::CloseCode;
+use crate::config::Config;
+use crate::connection::Connection;
+use crate::event::{Event, MessageKind};
+use crate::handshake::{ClientRequest, Request};
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::{Duration, Instant};
+use std::vec::Vec;
+
+/// A stream the blocking driver can run on. Timers need a read timeout; streams without one
+/// (the default methods) still work, without keepalive or timeouts while blocked in a read.
+pub trait Transport: Read + Write {
+    /// Sets how long a read may block (`None`: forever).
+    ///
+    /// # Errors
+    /// As [`TcpStream::set_read_timeout`].
+    fn set_read_timeout(&mut self, _timeout: Option<Duration>) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// Closes the stream in both directions once the closing handshake is done.
+    ///
+    /// # Errors
+    /// As [`TcpStream::shutdown`].
+    fn shutdown(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Transport for TcpStream {
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_read_timeout(self, timeout)
+    }
+
+    fn shutdown(&mut self) -> io::Result<()> {
+        match TcpStream::shutdown(self, Shutdown::Both) {
+            // The peer may have closed first.
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+            other => other,
+        }
+    }
+}
+
+/// Reads done while no frame is in progress go through a small stack buffer, so a
+/// connection blocked waiting for its peer holds no heap buffer.
+const IDLE_READ: usize = 4096;
+
+/// A WebSocket over a blocking stream.
+#[derive(Debug)]
+pub struct WebSocket<S> {
+    stream: S,
+    conn: Connection,
+    clock: Instant,
+    shut: bool,
+}
+
+impl WebSocket<TcpStream> {
+    /// Connects to a `ws://` URL with the default [`Config`].
+    ///
+    /// # Errors
+    /// An invalid URL, `wss://` ([`Error::TlsRequired`]), IO errors and handshake failures.
+    pub fn connect(url: &str) -> Result<Self, Error> {
+        Self::connect_with(ClientRequest::new(url)?, Config::default())
+    }
+
+    /// Connects with a prepared request (subprotocols, origin, headers) and configuration.
+    ///
+    /// # Errors
+    /// As [`WebSocket::connect`].
+    pub fn connect_with(request: ClientRequest, config: Config) -> Result<Self, Error> {
+        if request.is_secure() {
+            return Err(Error::TlsRequired);
+        }
+        let stream = TcpStream::connect((request.host(), request.port()))?;
+        stream.set_nodelay(true)?;
+        Self::client_on(stream, request, config)
+    }
+}
+
+impl<S: Transport> WebSocket<S> {
+    /// Runs the client handshake over an already-connected stream (a TLS stream, say).
+    ///
+    /// # Errors
+    /// IO errors and handshake failures.
+    pub fn client_on(stream: S, request: ClientRequest, config: Config) -> Result<Self, Error> {
+        let conn = Connection::client(request, config, os_entropy);
+        let mut ws = Self::from_connection(stream, conn);
+        loop {
+            ws.fill()?;
+            match ws.conn.next_event() {
+                Ok(Some(Event::Accepted(_))) => return Ok(ws),
+                Ok(Some(_)) => {}
+                Ok(None) if ws.shut => return Err(Error::Closed),
+                Ok(None) => {}
+                Err(e) => return Err(ws.failed(e.into())),
+            }
+        }
+    }
+
+    /// Runs the server handshake and accepts any valid request.
+    ///
+    /// # Errors
+    /// IO errors and invalid requests (already answered with their 4xx).
+    pub fn accept(stream: S, config: Config) -> Result<Self, Error> {
+        Self::accept_with(stream, config, |_| Answer::Accept(crate::Accept::new()))
+    }
+
+    /// Runs the server handshake; `decide` looks at the request and accepts (choosing a
+    /// subprotocol, adding headers) or rejects it.
+    ///
+    /// # Errors
+    /// IO errors, invalid requests (answered with their 4xx), a rejection, or an invalid
+    /// answer.
+    pub fn accept_with(
+        stream: S,
+        config: Config,
+        decide: impl FnOnce(&Request) -> Answer,
+    ) -> Result<Self, Error> {
+        let mut ws = Self::from_connection(stream, Connection::server(config));
+        let mut decide = Some(decide);
+        loop {
+            ws.fill()?;
+            let answer = match ws.conn.next_event() {
+                Ok(Some(Event::Request(request))) => match decide.take() {
+                    Some(decide) => decide(request),
+                    None => continue,
+                },
+                Ok(Some(_)) => continue,
+                Ok(None) if ws.shut => return Err(Error::Closed),
+                Ok(None) => continue,
+                Err(e) => return Err(ws.failed(e.into())),
+            };
+            match answer {
+                Answer::Accept(accept) => ws.conn.accept(accept)?,
+                Answer::Reject {
+                    status,
+                    headers,
+                    body,
+                } => {
+                    let headers: Vec<(&str, &str)> = headers
+                        .iter()
+                        .map(|(n, v)| (n.as_str(), v.as_str()))
+                        .collect();
+                    ws.conn.reject(status, &headers, &body)?;
+                    let error = ws
+                        .conn
+                        .next_event()
+                        .err()
+                        .map_or(Error::Closed, Error::from);
+                    return Err(ws.failed(error));
+                }
+            }
+            ws.flush()?;
+            return Ok(ws);
+        }
+    }
+
+    /// Wraps a connection in any state, for streams upgraded elsewhere.
+    pub fn from_connection(stream: S, conn: Connection) -> Self {
+        Self {
+            stream,
+            conn,
+            clock: Instant::now(),
+            shut: false,
+        }
+    }
+
+    /// The next message, owned; `Ok(None)` once the connection is closed and the stream shut.
+    /// Pings are answered and reported; keepalive runs while this blocks.
+    ///
+    /// # Errors
+    /// IO errors and connection failures (the Close frame was sent first).
+    pub fn read(&mut self) -> Result<Option<Message>, Error> {
+        loop {
+            match self.read_with(|event| Message::from_event(&event))? {
+                Some(Some(message)) => return Ok(Some(message)),
+                Some(None) => {}
+                None => return Ok(None),
+            }
+        }
+    }
+
+    /// Hands the next event to `f` without copying its payload; `Ok(None)` once closed.
+    ///
+    /// # Errors
+    /// As [`read`](Self::read).
+    pub fn read_with<R>(&mut self, f: impl FnOnce(Event<'_>) -> R) -> Result<Option<R>, Error> {
+        loop {
+            match self.conn.next_event() {
+                Ok(Some(event)) => return Ok(Some(f(event))),
+                Ok(None) if self.shut => return Ok(None),
+                Ok(None) => {}
+                Err(e) => return Err(self.failed(e.into())),
+            }
+            self.fill()?;
+        }
+    }
+
+    /// Sends a text message.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] when not open; IO errors.
+    pub fn send_text(&mut self, text: &str) -> Result<(), Error> {
+        self.conn.send_text(text)?;
+        self.flush()
+    }
+
+    /// Sends a binary message.
+    ///
+    /// # Errors
+    /// As [`send_text`](Self::send_text).
+    pub fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
+        self.conn.send_binary(data)?;
+        self.flush()
+    }
+
+    /// Sends one fragment of a message sent in pieces (see `Connection::send_fragment`).
+    ///
+    /// # Errors
+    /// As [`send_text`](Self::send_text).
+    pub fn send_fragment(
+        &mut self,
+        kind: MessageKind,
+        data: &[u8],
+        is_final: bool,
+    ) -> Result<(), Error> {
+        self.conn.send_fragment(kind, data, is_final)?;
+        self.flush()
+    }
+
+    /// Sends a Ping.
+    ///
+    /// # Errors
+    /// As [`send_text`](Self::send_text).
+    pub fn send_ping(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.conn.send_ping(payload)?;
+        self.flush()
+    }
+
+    /// Starts the closing handshake; keep calling [`read`](Self::read) until it returns
+    /// `Ok(None)` to finish it.
+    ///
+    /// # Errors
+    /// As [`send_text`](Self::send_text).
+    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        self.conn.close(code, reason)?;
+        self.flush()
+    }
+
+    /// Writes everything the connection has queued.
+    ///
+    /// # Errors
+    /// IO errors.
+    pub fn flush(&mut self) -> Result<(), Error> {
+        while self.conn.wants_write() {
+            let n = self.stream.write(self.conn.pending_output())?;
+            if n == 0 {
+                return Err(io::Error::from(io::ErrorKind::WriteZero).into());
+            }
+            self.conn.consume_output(n);
+        }
+        self.stream.flush()?;
+        if self.conn.wants_shutdown() && !self.shut {
+            self.shut = true;
+            self.stream.shutdown()?;
+        }
+        Ok(())
+    }
+
+    /// The connection, for queries such as `subprotocol()` or `state()`.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The connection, for commands the driver has no method for.
+    pub fn connection_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    /// The stream.
+    pub fn get_ref(&self) -> &S {
+        &self.stream
+    }
+
+    /// Flushes, then reads once into the connection, acting on timers while it waits.
+    fn fill(&mut self) -> Result<(), Error> {
+        self.flush()?;
+        if self.shut {
+            return Ok(());
+        }
+        let now = self.clock.elapsed();
+        let timeout = match self.conn.poll_timeout() {
+            Some(at) if at <= now => {
+                self.conn.handle_timeout(now);
+                return Ok(());
+            }
+            Some(at) => Some(at - now),
+            None => None,
+        };
+        self.stream.set_read_timeout(timeout)?;
+        let result = if self.conn.has_partial_input() {
+            self.stream
+                .read(self.conn.receive_buffer())
+                .map(|n| (n, None))
+        } else {
+            let mut idle = [0; IDLE_READ];
+            self.stream.read(&mut idle).map(|n| (n, Some(idle)))
+        };
+        match result {
+            Ok((0, _)) => self.conn.receive_eof(),
+            Ok((n, None)) => self.conn.commit(n),
+            Ok((n, Some(idle))) => self.conn.receive(&idle[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(())
+    }
+
+    /// Sends what the failure queued (Close frame or HTTP response), then returns `error`.
+    fn failed(&mut self, error: Error) -> Error {
+        // The peer may already be gone; the original error is the one worth reporting.
+        let _ = self.flush();
+        error
+    }
+}

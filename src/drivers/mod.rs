@@ -1,0 +1,109 @@
+//! Thin IO drivers over the sans-IO core: owned messages, errors with IO, OS entropy.
+//!
+//! The drivers move bytes between a stream and a [`Connection`](crate::Connection) and hold
+//! no protocol logic of their own.
+
+#[cfg(feature = "blocking")]
+pub mod blocking;
+#[cfg(feature = "tokio")]
+pub mod tokio;
+
+use crate::close::CloseCode;
+use crate::error::{Error as ConnectionError, UsageError};
+use crate::event::Event;
+use crate::handshake::{Accept, HandshakeError};
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+/// A message, owned: for applications that keep messages past the next read.
+///
+/// To look at a message without copying it, use the drivers' `read_with`/`recv_with`, which
+/// lend the [`Event`] from the connection's buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// A text message.
+    Text(String),
+    /// A binary message.
+    Binary(Vec<u8>),
+    /// A Ping (already answered when `Config::auto_pong` is on).
+    Ping(Vec<u8>),
+    /// A Pong.
+    Pong(Vec<u8>),
+    /// The peer's Close frame; the closing handshake is under way.
+    Close {
+        /// Status code, 1005 if the frame had none.
+        code: CloseCode,
+        /// Reason, possibly empty.
+        reason: String,
+    },
+}
+
+impl Message {
+    /// Copies an event's payload; handshake and `Closed` events have no message.
+    #[must_use]
+    pub fn from_event(event: &Event<'_>) -> Option<Self> {
+        Some(match event {
+            Event::Text(text) => Self::Text((*text).to_string()),
+            Event::Binary(data) => Self::Binary(data.to_vec()),
+            Event::Ping(data) => Self::Ping(data.to_vec()),
+            Event::Pong(data) => Self::Pong(data.to_vec()),
+            Event::Close { code, reason } => Self::Close {
+                code: *code,
+                reason: (*reason).to_string(),
+            },
+            Event::Request(_) | Event::Accepted(_) | Event::Closed(_) => return None,
+        })
+    }
+}
+
+/// How a server answers a handshake request in the drivers' `accept_with`.
+#[derive(Debug, Clone)]
+pub enum Answer {
+    /// Accept, optionally choosing a subprotocol and adding headers.
+    Accept(Accept),
+    /// Refuse with an HTTP status (300-599), extra headers and a body.
+    Reject {
+        /// The HTTP status.
+        status: u16,
+        /// Extra response headers.
+        headers: Vec<(String, String)>,
+        /// The response body.
+        body: Vec<u8>,
+    },
+}
+
+/// What went wrong in a driver.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The stream failed.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    /// The connection failed: the peer broke the protocol, the handshake failed or the
+    /// keepalive timed out. The answer (Close frame or HTTP response) was sent.
+    #[error(transparent)]
+    Connection(#[from] ConnectionError),
+    /// The call is not possible in the connection's state.
+    #[error(transparent)]
+    Usage(#[from] UsageError),
+    /// `wss://` needs a TLS stream, which the drivers do not provide: connect one yourself
+    /// and hand it to the driver's constructor that takes a stream.
+    #[error("wss:// needs a TLS stream; pass one to the constructor that takes a stream")]
+    TlsRequired,
+    /// The connection is closed; nothing more can be read or sent.
+    #[error("the connection is closed")]
+    Closed,
+}
+
+impl From<HandshakeError> for Error {
+    fn from(e: HandshakeError) -> Self {
+        Self::Connection(e.into())
+    }
+}
+
+/// Masking keys and handshake nonces from the operating system's CSPRNG.
+pub(crate) fn os_entropy(dest: &mut [u8]) {
+    // The core cannot go on without unpredictable masking keys (RFC 6455 §10.3); the OS
+    // generator failing is not something a connection can recover from.
+    getrandom::fill(dest).expect("the operating system's random generator failed");
+}

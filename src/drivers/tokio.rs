@@ -1,0 +1,559 @@
+//! An async driver: one [`Connection`] over a tokio `AsyncRead + AsyncWrite` stream.
+//!
+//! [`WebSocketStream::recv`] is cancel-safe: received bytes go straight into the
+//! connection's buffer and output is consumed only once written, so dropping the future (in
+//! `tokio::select!`, say) loses nothing; the next call carries on. Timers (keepalive, close
+//! and handshake timeouts) run on `tokio::time` while a read waits.
+//!
+//! ```no_run
+//! use wsproto::drivers::{tokio::WebSocketStream, Message};
+//!
+//! # async fn demo() -> Result<(), wsproto::drivers::Error> {
+//! let mut ws = WebSocketStream::connect("ws://127.0.0.1:9001/").await?;
+//! ws.send_text("hello").await?;
+//! while let Some(message) = ws.recv().await? {
+//!     if let Message::Text(text) = message {
+//!         println!("{text}");
+//!     }
+//!     ws.close(wsproto::CloseCode::NORMAL, "").await?;
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+use super::{Answer, Error, Message, os_entropy};
+use crate::close::CloseCode;
+use crate::config::Config;
+use crate::connection::Connection;
+use crate::event::{Event, MessageKind};
+use crate::handshake::{Accept, ClientRequest, Request};
+use ::tokio::io::{AsyncRead, AsyncWrite, ReadBuf, ReadHalf, WriteHalf};
+use ::tokio::net::TcpStream;
+use ::tokio::time::{Instant, Sleep};
+use core::future::poll_fn;
+use core::pin::Pin;
+use core::task::{Context, Poll, ready};
+use std::boxed::Box;
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::vec::Vec;
+
+/// Reads done while no frame is in progress go through a small stack buffer, so a
+/// connection waiting for its peer holds no heap buffer.
+const IDLE_READ: usize = 4096;
+
+/// Timers and shutdown state shared by the whole stream and the reader half.
+#[derive(Debug)]
+struct Clock {
+    origin: Instant,
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+impl Clock {
+    fn new() -> Self {
+        Self {
+            origin: Instant::now(),
+            sleep: None,
+        }
+    }
+
+    /// Acts on due timers. Returns `Ready` when a timer fired (the caller loops), `Pending`
+    /// with a wake-up registered otherwise.
+    fn poll(&mut self, conn: &mut Connection, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(at) = conn.poll_timeout() else {
+            self.sleep = None;
+            return Poll::Pending;
+        };
+        let now = self.origin.elapsed();
+        if at <= now {
+            conn.handle_timeout(now);
+            return Poll::Ready(());
+        }
+        let deadline = self.origin + at;
+        match &mut self.sleep {
+            Some(sleep) if sleep.deadline() == deadline => {}
+            Some(sleep) => sleep.as_mut().reset(deadline),
+            None => self.sleep = Some(Box::pin(::tokio::time::sleep_until(deadline))),
+        }
+        let sleep = self.sleep.as_mut().expect("set above");
+        ready!(sleep.as_mut().poll(cx));
+        conn.handle_timeout(self.origin.elapsed());
+        Poll::Ready(())
+    }
+}
+
+/// Reads once into the connection: straight into its buffer while a frame is in progress,
+/// else through a small stack buffer.
+fn poll_read_into<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    conn: &mut Connection,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<()>> {
+    if conn.has_partial_input() {
+        let mut buf = ReadBuf::new(conn.receive_buffer());
+        ready!(Pin::new(reader).poll_read(cx, &mut buf))?;
+        let n = buf.filled().len();
+        if n == 0 {
+            conn.receive_eof()
+        } else {
+            conn.commit(n)
+        }
+    } else {
+        let mut idle = [0; IDLE_READ];
+        let mut buf = ReadBuf::new(&mut idle);
+        ready!(Pin::new(reader).poll_read(cx, &mut buf))?;
+        match buf.filled() {
+            [] => conn.receive_eof(),
+            bytes => conn.receive(bytes),
+        }
+    }
+    Poll::Ready(Ok(()))
+}
+
+/// Writes all pending output, then shuts the stream down if the connection wants it.
+fn poll_write_out<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    conn: &mut Connection,
+    shut: &mut bool,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<()>> {
+    while conn.wants_write() {
+        let n = ready!(Pin::new(&mut *writer).poll_write(cx, conn.pending_output()))?;
+        if n == 0 {
+            return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+        }
+        conn.consume_output(n);
+    }
+    ready!(Pin::new(&mut *writer).poll_flush(cx))?;
+    if conn.wants_shutdown() && !*shut {
+        // A peer that already closed makes shutdown fail; the connection is done either way.
+        let _ = ready!(Pin::new(&mut *writer).poll_shutdown(cx));
+        *shut = true;
+    }
+    Poll::Ready(Ok(()))
+}
+
+/// A WebSocket over an async stream.
+#[derive(Debug)]
+pub struct WebSocketStream<S> {
+    stream: S,
+    conn: Connection,
+    clock: Clock,
+    shut: bool,
+}
+
+impl WebSocketStream<TcpStream> {
+    /// Connects to a `ws://` URL with the default [`Config`].
+    ///
+    /// # Errors
+    /// An invalid URL, `wss://` ([`Error::TlsRequired`]), IO errors and handshake failures.
+    pub async fn connect(url: &str) -> Result<Self, Error> {
+        Self::connect_with(ClientRequest::new(url)?, Config::default()).await
+    }
+
+    /// Connects with a prepared request and configuration.
+    ///
+    /// # Errors
+    /// As [`WebSocketStream::connect`].
+    pub async fn connect_with(request: ClientRequest, config: Config) -> Result<Self, Error> {
+        if request.is_secure() {
+            return Err(Error::TlsRequired);
+        }
+        let stream = TcpStream::connect((request.host(), request.port())).await?;
+        stream.set_nodelay(true)?;
+        Self::client_on(stream, request, config).await
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
+    /// Runs the client handshake over an already-connected stream (a TLS stream, say).
+    ///
+    /// # Errors
+    /// IO errors and handshake failures.
+    pub async fn client_on(
+        stream: S,
+        request: ClientRequest,
+        config: Config,
+    ) -> Result<Self, Error> {
+        let mut ws = Self::from_connection(stream, Connection::client(request, config, os_entropy));
+        loop {
+            match ws.conn.next_event() {
+                Ok(Some(Event::Accepted(_))) => return Ok(ws),
+                Ok(Some(_)) => {}
+                Ok(None) if ws.shut => return Err(Error::Closed),
+                Ok(None) => ws.fill().await?,
+                Err(e) => return Err(ws.failed(e.into()).await),
+            }
+        }
+    }
+
+    /// Runs the server handshake and accepts any valid request.
+    ///
+    /// # Errors
+    /// IO errors and invalid requests (already answered with their 4xx).
+    pub async fn accept(stream: S, config: Config) -> Result<Self, Error> {
+        Self::accept_with(stream, config, |_| Answer::Accept(Accept::new())).await
+    }
+
+    /// Runs the server handshake; `decide` accepts (choosing a subprotocol, adding headers)
+    /// or rejects the request.
+    ///
+    /// # Errors
+    /// IO errors, invalid requests (answered with their 4xx), a rejection, an invalid answer.
+    pub async fn accept_with(
+        stream: S,
+        config: Config,
+        decide: impl FnOnce(&Request) -> Answer,
+    ) -> Result<Self, Error> {
+        Self::from_connection(stream, Connection::server(config))
+            .finish_accept(decide)
+            .await
+    }
+
+    /// Finishes the handshake of a server connection made by `Connection::server`, possibly
+    /// already fed the bytes an application read itself (to route plain HTTP, say).
+    ///
+    /// # Errors
+    /// As [`accept_with`](Self::accept_with).
+    pub async fn finish_accept(
+        mut self,
+        decide: impl FnOnce(&Request) -> Answer,
+    ) -> Result<Self, Error> {
+        let mut decide = Some(decide);
+        loop {
+            let answer = match self.conn.next_event() {
+                Ok(Some(Event::Request(request))) => match decide.take() {
+                    Some(decide) => decide(request),
+                    None => continue,
+                },
+                Ok(Some(_)) => continue,
+                Ok(None) if self.shut => return Err(Error::Closed),
+                Ok(None) => {
+                    self.fill().await?;
+                    continue;
+                }
+                Err(e) => return Err(self.failed(e.into()).await),
+            };
+            match answer {
+                Answer::Accept(accept) => self.conn.accept(accept)?,
+                Answer::Reject {
+                    status,
+                    headers,
+                    body,
+                } => {
+                    let headers: Vec<(&str, &str)> = headers
+                        .iter()
+                        .map(|(n, v)| (n.as_str(), v.as_str()))
+                        .collect();
+                    self.conn.reject(status, &headers, &body)?;
+                    let error = self
+                        .conn
+                        .next_event()
+                        .err()
+                        .map_or(Error::Closed, Error::from);
+                    return Err(self.failed(error).await);
+                }
+            }
+            self.flush().await?;
+            return Ok(self);
+        }
+    }
+
+    /// Wraps a connection in any state, for streams upgraded elsewhere.
+    pub fn from_connection(stream: S, conn: Connection) -> Self {
+        Self {
+            stream,
+            conn,
+            clock: Clock::new(),
+            shut: false,
+        }
+    }
+
+    /// The next message, owned; `Ok(None)` once the connection is closed and the stream
+    /// shut. Cancel-safe.
+    ///
+    /// # Errors
+    /// IO errors and connection failures (the Close frame was sent first).
+    pub async fn recv(&mut self) -> Result<Option<Message>, Error> {
+        loop {
+            match self.recv_with(|event| Message::from_event(&event)).await? {
+                Some(Some(message)) => return Ok(Some(message)),
+                Some(None) => {}
+                None => return Ok(None),
+            }
+        }
+    }
+
+    /// Hands the next event to `f` without copying its payload; `Ok(None)` once closed.
+    /// Cancel-safe.
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv).
+    pub async fn recv_with<R>(
+        &mut self,
+        f: impl FnOnce(Event<'_>) -> R,
+    ) -> Result<Option<R>, Error> {
+        loop {
+            match self.conn.next_event() {
+                Ok(Some(event)) => return Ok(Some(f(event))),
+                Ok(None) if self.shut => return Ok(None),
+                Ok(None) => {}
+                Err(e) => return Err(self.failed(e.into()).await),
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// Sends a text message.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] when not open; IO errors.
+    pub async fn send_text(&mut self, text: &str) -> Result<(), Error> {
+        self.conn.send_text(text)?;
+        self.flush().await
+    }
+
+    /// Sends a binary message.
+    ///
+    /// # Errors
+    /// As [`send_text`](Self::send_text).
+    pub async fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
+        self.conn.send_binary(data)?;
+        self.flush().await
+    }
+
+    /// Sends one fragment of a message sent in pieces (see `Connection::send_fragment`).
+    ///
+    /// # Errors
+    /// As [`send_text`](Self::send_text).
+    pub async fn send_fragment(
+        &mut self,
+        kind: MessageKind,
+        data: &[u8],
+        is_final: bool,
+    ) -> Result<(), Error> {
+        self.conn.send_fragment(kind, data, is_final)?;
+        self.flush().await
+    }
+
+    /// Sends a Ping.
+    ///
+    /// # Errors
+    /// As [`send_text`](Self::send_text).
+    pub async fn send_ping(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.conn.send_ping(payload)?;
+        self.flush().await
+    }
+
+    /// Starts the closing handshake; keep calling [`recv`](Self::recv) until it returns
+    /// `Ok(None)` to finish it.
+    ///
+    /// # Errors
+    /// As [`send_text`](Self::send_text).
+    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        self.conn.close(code, reason)?;
+        self.flush().await
+    }
+
+    /// Writes everything the connection has queued. Cancel-safe.
+    ///
+    /// # Errors
+    /// IO errors.
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        let Self {
+            stream, conn, shut, ..
+        } = self;
+        poll_fn(|cx| poll_write_out(stream, conn, shut, cx)).await?;
+        Ok(())
+    }
+
+    /// The connection, for queries such as `subprotocol()` or `state()`.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The connection, for commands the driver has no method for (flush afterwards).
+    pub fn connection_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    /// The stream.
+    pub fn get_ref(&self) -> &S {
+        &self.stream
+    }
+
+    /// Splits into a reader and a writer usable from two tasks. They share the connection;
+    /// the reader answers pings and runs the timers while it waits.
+    pub fn split(self) -> (WebSocketReader<S>, WebSocketWriter<S>) {
+        let (read, write) = ::tokio::io::split(self.stream);
+        let shared = Arc::new(Shared {
+            conn: Mutex::new(self.conn),
+            writer: ::tokio::sync::Mutex::new((write, self.shut)),
+        });
+        let reader = WebSocketReader {
+            read,
+            clock: self.clock,
+            shared: Arc::clone(&shared),
+        };
+        (reader, WebSocketWriter { shared })
+    }
+
+    /// Flushes, then waits for input or a timer, and hands what came to the connection.
+    async fn fill(&mut self) -> Result<(), Error> {
+        self.flush().await?;
+        if self.shut {
+            return Ok(());
+        }
+        let Self {
+            stream,
+            conn,
+            clock,
+            ..
+        } = self;
+        poll_fn(|cx| {
+            if clock.poll(conn, cx).is_ready() {
+                return Poll::Ready(Ok(()));
+            }
+            poll_read_into(stream, conn, cx)
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Sends what the failure queued (Close frame or HTTP response), then returns `error`.
+    async fn failed(&mut self, error: Error) -> Error {
+        // The peer may already be gone; the original error is the one worth reporting.
+        let _ = self.flush().await;
+        error
+    }
+}
+
+/// What the two halves share: the connection (locked only for synchronous work, never
+/// across an await) and the write half (locked while writing).
+#[derive(Debug)]
+struct Shared<S> {
+    conn: Mutex<Connection>,
+    writer: ::tokio::sync::Mutex<(WriteHalf<S>, bool)>,
+}
+
+impl<S: AsyncRead + AsyncWrite> Shared<S> {
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves the connection as it was between calls.
+        self.conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    async fn flush(&self) -> Result<(), Error> {
+        let mut writer = self.writer.lock().await;
+        let (write, shut) = &mut *writer;
+        poll_fn(|cx| poll_write_out(write, &mut self.conn(), shut, cx)).await?;
+        Ok(())
+    }
+
+    async fn is_shut(&self) -> bool {
+        self.writer.lock().await.1
+    }
+}
+
+/// The receiving half of a split [`WebSocketStream`].
+#[derive(Debug)]
+pub struct WebSocketReader<S> {
+    read: ReadHalf<S>,
+    clock: Clock,
+    shared: Arc<Shared<S>>,
+}
+
+impl<S: AsyncRead + AsyncWrite> WebSocketReader<S> {
+    /// The next message, owned; `Ok(None)` once closed. Cancel-safe.
+    ///
+    /// # Errors
+    /// IO errors and connection failures.
+    pub async fn recv(&mut self) -> Result<Option<Message>, Error> {
+        loop {
+            let next = self
+                .shared
+                .conn()
+                .next_event()
+                .map(|e| e.map(|e| Message::from_event(&e)));
+            match next {
+                Ok(Some(Some(message))) => return Ok(Some(message)),
+                Ok(Some(None)) => continue,
+                Ok(None) => {}
+                Err(e) => {
+                    let _ = self.shared.flush().await;
+                    return Err(e.into());
+                }
+            }
+            self.shared.flush().await?;
+            if self.shared.is_shut().await {
+                return Ok(None);
+            }
+            let Self {
+                read,
+                clock,
+                shared,
+            } = self;
+            poll_fn(|cx| {
+                let mut conn = shared.conn();
+                if clock.poll(&mut conn, cx).is_ready() {
+                    return Poll::Ready(Ok(()));
+                }
+                poll_read_into(read, &mut conn, cx)
+            })
+            .await?;
+        }
+    }
+}
+
+/// The sending half of a split [`WebSocketStream`]; clones send on the same connection.
+#[derive(Debug)]
+pub struct WebSocketWriter<S> {
+    shared: Arc<Shared<S>>,
+}
+
+impl<S> Clone for WebSocketWriter<S> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite> WebSocketWriter<S> {
+    /// Sends a text message.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] when not open; IO errors.
+    pub async fn send_text(&self, text: &str) -> Result<(), Error> {
+        self.shared.conn().send_text(text)?;
+        self.shared.flush().await
+    }
+
+    /// Sends a binary message.
+    ///
+    /// # Errors
+    /// As [`send_text`](Self::send_text).
+    pub async fn send_binary(&self, data: &[u8]) -> Result<(), Error> {
+        self.shared.conn().send_binary(data)?;
+        self.shared.flush().await
+    }
+
+    /// Sends a Ping.
+    ///
+    /// # Errors
+    /// As [`send_text`](Self::send_text).
+    pub async fn send_ping(&self, payload: &[u8]) -> Result<(), Error> {
+        self.shared.conn().send_ping(payload)?;
+        self.shared.flush().await
+    }
+
+    /// Starts the closing handshake; the reader sees it finish.
+    ///
+    /// # Errors
+    /// As [`send_text`](Self::send_text).
+    pub async fn close(&self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        self.shared.conn().close(code, reason)?;
+        self.shared.flush().await
+    }
+}

@@ -339,6 +339,7 @@ impl Connection {
             code: CloseCode::ABNORMAL,
             reported: false,
         };
+        self.timers.handshake_at = None;
         self.shutdown = true;
         self.drop_input();
     }
@@ -573,6 +574,7 @@ impl Connection {
         handshake::check_rejection(status, headers)?;
         handshake::write_rejection(self.out.raw(), status, headers, body);
         self.state = State::Failed(Error::Handshake(HandshakeError::Rejected { status }));
+        self.timers.handshake_at = None;
         self.shutdown = true;
         self.drop_input();
         Ok(())
@@ -795,6 +797,7 @@ impl Connection {
         };
         self.sending = None;
         self.timers.keepalive_at = None;
+        self.timers.handshake_at = None;
         self.timers.pong_due_at = None;
         // RFC 6455 §7.1.1: the server closes TCP first; the client waits for it.
         if self.role == Role::Server || self.eof {

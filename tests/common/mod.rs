@@ -2,7 +2,9 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::time::Duration;
-use wsproto::{CloseCode, Config, Connection, Error, Event};
+use wsproto::{
+    Accept, ClientRequest, CloseCode, Config, Connection, Error, Event, Request, Response,
+};
 
 /// An owned copy of an [`Event`], so transcripts can be collected and compared.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +16,10 @@ pub enum Ev {
     Close(u16, String),
     Closed(u16),
     Error(Error),
+    /// Server: the handshake request, owned (boxed to keep `Ev` small).
+    Request(Box<Request>),
+    /// Client: the server's 101 response, owned.
+    Accepted(Box<Response>),
 }
 
 impl Ev {
@@ -25,6 +31,8 @@ impl Ev {
             Event::Pong(p) => Ev::Pong(p.to_vec()),
             Event::Close { code, reason } => Ev::Close(code.0, reason.to_string()),
             Event::Closed(code) => Ev::Closed(code.0),
+            Event::Request(request) => Ev::Request(Box::new((*request).clone())),
+            Event::Accepted(response) => Ev::Accepted(Box::new((*response).clone())),
             other => panic!("unexpected event {other:?}"),
         }
     }
@@ -117,6 +125,36 @@ impl Pair {
             client: Connection::upgraded_client(client, counting_entropy()),
             server: Connection::upgraded_server(server),
         }
+    }
+
+    /// A client (`Connection::client` with `counting_entropy`) and a server
+    /// (`Connection::server`) that ran the opening handshake in memory: the client's request
+    /// gives the server exactly one `Event::Request`, the server answers with `accept`, and
+    /// the 101 gives the client exactly one `Event::Accepted`. Both are open on return.
+    pub fn handshake(
+        request: ClientRequest,
+        accept: Accept,
+        client: Config,
+        server: Config,
+    ) -> Self {
+        let mut pair = Self {
+            client: Connection::client(request, client, counting_entropy()),
+            server: Connection::server(server),
+        };
+        let events = pair.deliver_to_server();
+        assert!(
+            matches!(events.as_slice(), [Ev::Request(_)]),
+            "server events: {events:?}"
+        );
+        pair.server.accept(accept).expect("accept");
+        let events = pair.deliver_to_client();
+        assert!(
+            matches!(events.as_slice(), [Ev::Accepted(_)]),
+            "client events: {events:?}"
+        );
+        assert_eq!(pair.client.state(), wsproto::ConnectionState::Open);
+        assert_eq!(pair.server.state(), wsproto::ConnectionState::Open);
+        pair
     }
 
     /// Moves the client's output to the server and returns the server's events.

@@ -59,6 +59,10 @@ pub struct Config {
     /// request from any other origin, or without one, gets 403. `None` (the default) accepts
     /// every origin.
     pub allowed_origins: Option<Vec<String>>,
+    /// permessage-deflate (RFC 7692) settings; `None` (the default) neither offers nor
+    /// accepts compression.
+    #[cfg(feature = "deflate")]
+    pub deflate: Option<crate::deflate::DeflateConfig>,
 }
 
 impl Default for Config {
@@ -76,6 +80,8 @@ impl Default for Config {
             max_head_size: 16 << 10,
             max_headers: 64,
             allowed_origins: None,
+            #[cfg(feature = "deflate")]
+            deflate: None,
         }
     }
 }

@@ -27,10 +27,12 @@
 use crate::buffer::{Output, RecvBuffer};
 use crate::close::{CloseCode, ClosePayload, MAX_CLOSE_REASON, parse_close_payload};
 use crate::config::{Config, Role};
+#[cfg(feature = "deflate")]
+use crate::deflate::{Codec, InflateError};
 use crate::entropy::Entropy;
 use crate::error::{Error, ProtocolError, UsageError};
 use crate::event::{Event, MessageKind};
-use crate::extension;
+use crate::extension::{self, Negotiated, RSV1};
 use crate::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, Opcode};
 use crate::handshake::{
     self, Accept, ClientRequest, HandshakeError, HeadScanner, Request, Response,
@@ -104,11 +106,31 @@ struct MessageProgress {
     end: usize,
     fragments: usize,
     utf8: Utf8Validator,
+    /// RSV1 was set on the first frame: the payload is deflated (RFC 7692 §6).
+    compressed: bool,
+}
+
+/// A message being sent in fragments.
+#[derive(Debug)]
+struct Sending {
+    kind: MessageKind,
+    utf8: Utf8Validator,
+    compressed: bool,
+}
+
+fn opcode_of(kind: MessageKind) -> Opcode {
+    match kind {
+        MessageKind::Text => Opcode::Text,
+        MessageKind::Binary => Opcode::Binary,
+    }
 }
 
 /// What `step` found, as buffer ranges, so that the event can borrow after the mutation.
 enum Step {
     NeedData,
+    /// A compressed message, inflated into `Connection::inflated`.
+    #[cfg(feature = "deflate")]
+    Inflated(MessageKind),
     Request,
     Accepted,
     Continue,
@@ -146,8 +168,8 @@ pub struct Connection {
     frame: Option<FrameProgress>,
     message: Option<MessageProgress>,
     out: Output,
-    /// The kind of the fragmented message we are sending, and its UTF-8 state.
-    sending: Option<(MessageKind, Utf8Validator)>,
+    /// The fragmented message we are sending, if any.
+    sending: Option<Sending>,
     timers: Timers,
     /// RSV bits that negotiated extensions define.
     rsv_allowed: u8,
@@ -155,6 +177,12 @@ pub struct Connection {
     response: Option<Box<Response>>,
     /// The subprotocol agreed in the handshake.
     subprotocol: Option<Box<str>>,
+    /// permessage-deflate's compressor and decompressor, when it was agreed.
+    #[cfg(feature = "deflate")]
+    codec: Option<Box<Codec>>,
+    /// The inflated payload of the compressed message being received, lent by its event.
+    #[cfg(feature = "deflate")]
+    inflated: Vec<u8>,
     shutdown: bool,
     eof: bool,
 }
@@ -252,6 +280,10 @@ impl Connection {
             rsv_allowed: 0,
             response: None,
             subprotocol: None,
+            #[cfg(feature = "deflate")]
+            codec: None,
+            #[cfg(feature = "deflate")]
+            inflated: Vec::new(),
             shutdown: false,
             eof: false,
         }
@@ -395,6 +427,10 @@ impl Connection {
     /// every later call.
     pub fn next_event(&mut self) -> Result<Option<Event<'_>>, Error> {
         self.response = None;
+        #[cfg(feature = "deflate")]
+        if !self.message.as_ref().is_some_and(|m| m.compressed) && self.inflated.capacity() > 0 {
+            self.inflated = Vec::new();
+        }
         self.release_if_drained();
         let step = loop {
             match &mut self.state {
@@ -453,6 +489,13 @@ impl Connection {
                 Err(_) => unreachable!("text is validated as it arrives"),
             },
             Step::Binary(r) => Event::Binary(&bytes[r]),
+            #[cfg(feature = "deflate")]
+            Step::Inflated(MessageKind::Text) => match core::str::from_utf8(&self.inflated) {
+                Ok(text) => Event::Text(text),
+                Err(_) => unreachable!("inflated text is validated as it is inflated"),
+            },
+            #[cfg(feature = "deflate")]
+            Step::Inflated(MessageKind::Binary) => Event::Binary(&self.inflated),
             Step::Ping(r) => Event::Ping(&bytes[r]),
             Step::Pong(r) => Event::Pong(&bytes[r]),
             Step::Close(code, r) => Event::Close {
@@ -519,13 +562,21 @@ impl Connection {
             &names,
         )?;
         let negotiated = extension::apply_response(&self.config, response.extensions())?;
-        self.rsv_allowed = negotiated.rsv_allowed;
+        self.apply_negotiated(negotiated);
         self.subprotocol = response.subprotocol().map(Into::into);
         self.response = Some(Box::new(response));
         // Frames the server sent right behind its response are processed next, never lost.
         self.parse_pos = end;
         self.enter_open();
         Ok(true)
+    }
+
+    fn apply_negotiated(&mut self, negotiated: Negotiated) {
+        self.rsv_allowed = negotiated.rsv_allowed;
+        #[cfg(feature = "deflate")]
+        if let (Some(params), Some(wanted)) = (negotiated.deflate, &self.config.deflate) {
+            self.codec = Some(Box::new(Codec::new(params, wanted)));
+        }
     }
 
     fn enter_open(&mut self) {
@@ -549,7 +600,7 @@ impl Connection {
         accept.check(request)?;
         let (extensions, negotiated) = extension::accept_offers(&self.config, request.extensions());
         handshake::write_accept(self.out.raw(), request, &accept, extensions.as_deref());
-        self.rsv_allowed = negotiated.rsv_allowed;
+        self.apply_negotiated(negotiated);
         self.subprotocol = accept.selected_subprotocol().map(Into::into);
         self.enter_open();
         Ok(())
@@ -622,6 +673,7 @@ impl Connection {
                     end: self.parse_pos,
                     fragments: 1,
                     utf8: Utf8Validator::default(),
+                    compressed: header.rsv & RSV1 != 0,
                 });
             }
         }
@@ -645,6 +697,11 @@ impl Connection {
         }
         // RFC 6455 §5.2: RSV bits MUST be 0 unless an extension defines them.
         if header.rsv & !self.rsv_allowed != 0 {
+            return Err(ProtocolError::ReservedBits(header.rsv));
+        }
+        // RFC 7692 §6: RSV1 marks a compressed message on its first frame only, never on
+        // continuation or control frames.
+        if header.rsv & RSV1 != 0 && !matches!(header.opcode, Opcode::Text | Opcode::Binary) {
             return Err(ProtocolError::ReservedBits(header.rsv));
         }
         if header.opcode.is_control() {
@@ -708,19 +765,34 @@ impl Connection {
         if let Some(key) = frame.mask {
             apply_mask(&mut bytes[src.clone()], key, frame.unmasked);
         }
-        // Join fragments in place: move this payload down over the headers before it.
-        if message.end != src.start {
-            bytes.copy_within(src.clone(), message.end);
+        if message.compressed {
+            #[cfg(feature = "deflate")]
+            inflate_into(
+                self.codec.as_deref_mut(),
+                &mut self.inflated,
+                message,
+                &bytes[src.clone()],
+                self.config.max_message_size,
+                false,
+            )?;
+            // Compressed bytes are used up as they are inflated: nothing of them is kept.
+            message.start = src.end;
+            message.end = src.end;
+        } else {
+            // Join fragments in place: move this payload down over the headers before it.
+            if message.end != src.start {
+                bytes.copy_within(src.clone(), message.end);
+            }
+            let joined = message.end..message.end + n;
+            if message.kind == MessageKind::Text {
+                // RFC 6455 §8.1: fail as soon as the text can no longer be valid UTF-8.
+                message
+                    .utf8
+                    .feed(&bytes[joined.clone()])
+                    .map_err(|_| ProtocolError::InvalidUtf8)?;
+            }
+            message.end = joined.end;
         }
-        let joined = message.end..message.end + n;
-        if message.kind == MessageKind::Text {
-            // RFC 6455 §8.1: fail as soon as the text can no longer be valid UTF-8.
-            message
-                .utf8
-                .feed(&bytes[joined.clone()])
-                .map_err(|_| ProtocolError::InvalidUtf8)?;
-        }
-        message.end = joined.end;
         frame.unmasked += n;
         frame.remaining -= n as u64;
         self.parse_pos = src.end;
@@ -732,6 +804,17 @@ impl Connection {
         if !fin {
             return Ok(Step::Continue);
         }
+        if message.compressed {
+            #[cfg(feature = "deflate")]
+            inflate_into(
+                self.codec.as_deref_mut(),
+                &mut self.inflated,
+                message,
+                &[],
+                self.config.max_message_size,
+                true,
+            )?;
+        }
         let mut message = self.message.take().expect("checked above");
         if message.kind == MessageKind::Text {
             message
@@ -742,6 +825,10 @@ impl Connection {
         if matches!(self.state, State::CloseSent) {
             // After our Close, incoming data is dropped (RFC 6455 §5.5.1).
             return Ok(Step::Continue);
+        }
+        #[cfg(feature = "deflate")]
+        if message.compressed {
+            return Ok(Step::Inflated(message.kind));
         }
         let range = message.start..message.end;
         Ok(match message.kind {
@@ -839,7 +926,7 @@ impl Connection {
     /// fragmented send.
     pub fn send_text(&mut self, text: &str) -> Result<(), UsageError> {
         self.check_can_send_message()?;
-        self.out.frame(Opcode::Text, true, 0, text.as_bytes());
+        self.send_message(Opcode::Text, text.as_bytes());
         Ok(())
     }
 
@@ -849,8 +936,40 @@ impl Connection {
     /// As [`send_text`](Self::send_text).
     pub fn send_binary(&mut self, data: &[u8]) -> Result<(), UsageError> {
         self.check_can_send_message()?;
-        self.out.frame(Opcode::Binary, true, 0, data);
+        self.send_message(Opcode::Binary, data);
         Ok(())
+    }
+
+    /// Queues a whole message, compressed when permessage-deflate was agreed and it is
+    /// large enough.
+    fn send_message(&mut self, opcode: Opcode, payload: &[u8]) {
+        if self.should_compress(payload.len()) {
+            let compressed = self.compress(payload, true);
+            self.out.frame(opcode, true, RSV1, &compressed);
+        } else {
+            self.out.frame(opcode, true, 0, payload);
+        }
+    }
+
+    fn should_compress(&self, len: usize) -> bool {
+        #[cfg(feature = "deflate")]
+        if let Some(codec) = &self.codec {
+            return codec.should_compress(len);
+        }
+        let _ = len;
+        false
+    }
+
+    /// Deflates `data` (only called when `should_compress` said so).
+    fn compress(&mut self, data: &[u8], last: bool) -> Vec<u8> {
+        let mut compressed = Vec::new();
+        #[cfg(feature = "deflate")]
+        if let Some(codec) = &mut self.codec {
+            codec.deflate(data, &mut compressed, last);
+        }
+        #[cfg(not(feature = "deflate"))]
+        let _ = (data, last, &mut compressed);
+        compressed
     }
 
     fn check_can_send_message(&self) -> Result<(), UsageError> {
@@ -884,11 +1003,19 @@ impl Connection {
         is_final: bool,
     ) -> Result<(), UsageError> {
         self.check_open()?;
-        let (opcode, mut utf8) = match &self.sending {
-            Some((sending, _)) if *sending != kind => return Err(UsageError::FragmentKindMismatch),
-            Some((_, utf8)) => (Opcode::Continuation, utf8.clone()),
-            None if kind == MessageKind::Text => (Opcode::Text, Utf8Validator::default()),
-            None => (Opcode::Binary, Utf8Validator::default()),
+        let (opcode, mut utf8, compressed) = match &self.sending {
+            Some(sending) if sending.kind != kind => return Err(UsageError::FragmentKindMismatch),
+            Some(sending) => (
+                Opcode::Continuation,
+                sending.utf8.clone(),
+                sending.compressed,
+            ),
+            // A streamed message is compressed unless it is one small final fragment.
+            None => (
+                opcode_of(kind),
+                Utf8Validator::default(),
+                self.should_compress(if is_final { data.len() } else { usize::MAX }),
+            ),
         };
         if kind == MessageKind::Text {
             utf8.feed(data).map_err(|_| UsageError::InvalidUtf8)?;
@@ -896,8 +1023,24 @@ impl Connection {
                 utf8.finish().map_err(|_| UsageError::InvalidUtf8)?;
             }
         }
-        self.out.frame(opcode, is_final, 0, data);
-        self.sending = if is_final { None } else { Some((kind, utf8)) };
+        if compressed {
+            // RFC 7692 §6.1: RSV1 on the first frame only; each fragment is flushed so the
+            // peer can inflate it as it arrives.
+            let rsv = if opcode == Opcode::Continuation {
+                0
+            } else {
+                RSV1
+            };
+            let payload = self.compress(data, is_final);
+            self.out.frame(opcode, is_final, rsv, &payload);
+        } else {
+            self.out.frame(opcode, is_final, 0, data);
+        }
+        self.sending = (!is_final).then_some(Sending {
+            kind,
+            utf8,
+            compressed,
+        });
         Ok(())
     }
 
@@ -1117,6 +1260,42 @@ impl Connection {
             State::Failed(_) => {}
         }
     }
+}
+
+/// Inflates one piece of a compressed message (or, with `last`, ends it) into `inflated`,
+/// validating text as it comes out.
+#[cfg(feature = "deflate")]
+fn inflate_into(
+    codec: Option<&mut Codec>,
+    inflated: &mut Vec<u8>,
+    message: &mut MessageProgress,
+    input: &[u8],
+    limit: usize,
+    last: bool,
+) -> Result<(), ProtocolError> {
+    // RSV1 is allowed only once permessage-deflate was agreed, so the codec exists.
+    let codec = codec.ok_or(ProtocolError::ReservedBits(RSV1))?;
+    let before = inflated.len();
+    let result = if last {
+        codec.finish_inflate(inflated, limit)
+    } else {
+        codec.inflate(input, inflated, limit)
+    };
+    result.map_err(|e| match e {
+        // RFC 7692 §8: the limit applies to the inflated message.
+        InflateError::TooBig => ProtocolError::MessageTooLarge {
+            len: inflated.len() as u64,
+            max: limit,
+        },
+        InflateError::Corrupt => ProtocolError::InvalidCompressedData,
+    })?;
+    if message.kind == MessageKind::Text {
+        message
+            .utf8
+            .feed(&inflated[before..])
+            .map_err(|_| ProtocolError::InvalidUtf8)?;
+    }
+    Ok(())
 }
 
 /// Runs the head scanner over at most `limit` received bytes, so an endless head is cut off.

@@ -44,6 +44,9 @@ pub enum ProtocolError {
     /// Text or a close reason that is not UTF-8 (RFC 6455 §8.1).
     #[error("invalid UTF-8 in text")]
     InvalidUtf8,
+    /// A compressed message that is not valid deflate data (RFC 7692 §7.2.2).
+    #[error("invalid compressed data")]
+    InvalidCompressedData,
     /// A frame longer than `Config::max_frame_size`, rejected from its header.
     #[error("frame of {len} bytes exceeds the limit of {max}")]
     FrameTooLarge {
@@ -84,7 +87,7 @@ impl ProtocolError {
             | Self::InvalidLength
             | Self::InvalidClosePayload
             | Self::InvalidCloseCode(_) => CloseCode::PROTOCOL_ERROR,
-            Self::InvalidUtf8 => CloseCode::INVALID_PAYLOAD,
+            Self::InvalidUtf8 | Self::InvalidCompressedData => CloseCode::INVALID_PAYLOAD,
             Self::FrameTooLarge { .. } | Self::MessageTooLarge { .. } => CloseCode::MESSAGE_TOO_BIG,
             Self::TooManyFragments { .. } => CloseCode::POLICY_VIOLATION,
         }

@@ -98,6 +98,8 @@ mod buffer;
 mod close;
 mod config;
 mod connection;
+#[cfg(feature = "deflate")]
+mod deflate;
 #[cfg(any(feature = "blocking", feature = "tokio"))]
 pub mod drivers;
 mod entropy;
@@ -112,6 +114,8 @@ mod utf8;
 pub use close::{CloseCode, MAX_CLOSE_REASON};
 pub use config::{Config, Role};
 pub use connection::{Connection, ConnectionState};
+#[cfg(feature = "deflate")]
+pub use deflate::DeflateConfig;
 pub use entropy::Entropy;
 pub use error::{Error, ProtocolError, UsageError};
 pub use event::{Event, MessageKind};

@@ -1,0 +1,297 @@
+//! permessage-deflate (RFC 7692): the settings, the agreed parameters, and the per-message
+//! codec with bounded inflation.
+//!
+//! Inflation never produces more than the message limit allows: output grows only up to
+//! `max_message_size + 1` bytes, so a message that crosses the limit is stopped at the byte
+//! where it does, without inflating the rest (a 10 MB bomb in 10 KB costs at most the limit).
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+
+/// permessage-deflate settings, for `Config::deflate` (negotiation is opt-in per connection).
+///
+/// The same settings serve both roles: a client asks for them in its offer, a server applies
+/// them to the offer it accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DeflateConfig {
+    /// zlib compression level, 0-9 (default 6, zlib's default).
+    pub level: u32,
+    /// Messages shorter than this many bytes are sent uncompressed (default 128): below that,
+    /// the deflate block overhead outweighs the saving.
+    pub threshold: usize,
+    /// The server resets its compressor after every message (RFC 7692 §7.1.1.1); saves the
+    /// server's 32 KiB+ of compression state between messages, costs ratio.
+    pub server_no_context_takeover: bool,
+    /// The client resets its compressor after every message (RFC 7692 §7.1.1.2).
+    pub client_no_context_takeover: bool,
+    /// The largest LZ77 window the server may use, as bits, 8-15 (RFC 7692 §7.1.2.1).
+    pub server_max_window_bits: Option<u8>,
+    /// The largest LZ77 window the client may use, as bits, 8-15 (RFC 7692 §7.1.2.2).
+    pub client_max_window_bits: Option<u8>,
+}
+
+impl Default for DeflateConfig {
+    fn default() -> Self {
+        Self {
+            level: 6,
+            threshold: 128,
+            server_no_context_takeover: false,
+            client_no_context_takeover: false,
+            server_max_window_bits: None,
+            client_max_window_bits: None,
+        }
+    }
+}
+
+/// What the handshake agreed, seen from this endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DeflateParams {
+    /// Reset our compressor after each message.
+    pub(crate) send_no_context_takeover: bool,
+    /// The peer resets its compressor after each message, so our inflater may too.
+    pub(crate) receive_no_context_takeover: bool,
+    /// The largest window our compressor may use.
+    pub(crate) send_max_window_bits: u8,
+}
+
+/// The empty stored block that ends a sync flush; RFC 7692 §7.2.1 strips it from each message
+/// and §7.2.2 has the receiver put it back.
+const SYNC_TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+
+/// zlib cannot produce raw deflate with a 256-byte window (it silently uses 512 bytes), so
+/// when the peer limits us to 8 bits we send every message uncompressed, which RFC 7692
+/// always allows (RSV1 is per message).
+const SMALLEST_ZLIB_WINDOW: u8 = 9;
+
+/// Why a compressed message could not be inflated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum InflateError {
+    /// It inflates past the limit.
+    TooBig,
+    /// It is not valid deflate data.
+    Corrupt,
+}
+
+/// One connection's compressor and decompressor, created when first needed.
+pub(crate) struct Codec {
+    params: DeflateParams,
+    level: u32,
+    threshold: usize,
+    inflater: Option<Box<Decompress>>,
+    deflater: Option<Box<Compress>>,
+}
+
+impl core::fmt::Debug for Codec {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Codec")
+            .field("params", &self.params)
+            .field("inflating", &self.inflater.is_some())
+            .field("deflating", &self.deflater.is_some())
+            .finish()
+    }
+}
+
+impl Codec {
+    pub(crate) fn new(params: DeflateParams, config: &DeflateConfig) -> Self {
+        Self {
+            params,
+            level: config.level.min(9),
+            threshold: config.threshold,
+            inflater: None,
+            deflater: None,
+        }
+    }
+
+    /// Inflates the next piece of a compressed message onto `out`, which never grows past
+    /// `limit + 1` bytes.
+    pub(crate) fn inflate(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        limit: usize,
+    ) -> Result<(), InflateError> {
+        let inflater = self
+            .inflater
+            .get_or_insert_with(|| Box::new(Decompress::new(false)));
+        let mut input = input;
+        loop {
+            if out.len() == out.capacity() {
+                // Grow geometrically, but never past one byte over the limit: that byte is
+                // how the crossing is detected without inflating further.
+                let cap = (out.capacity() * 2)
+                    .max(INFLATE_STEP)
+                    .min(limit.saturating_add(1));
+                if cap <= out.len() {
+                    return Err(InflateError::TooBig);
+                }
+                out.reserve_exact(cap - out.len());
+            }
+            let (in_before, out_before) = (inflater.total_in(), out.len());
+            let status = inflater
+                .decompress_vec(input, out, FlushDecompress::Sync)
+                .map_err(|_| InflateError::Corrupt)?;
+            input = &input[(inflater.total_in() - in_before) as usize..];
+            if out.len() > limit {
+                return Err(InflateError::TooBig);
+            }
+            if status == Status::StreamEnd {
+                // The peer ended the deflate stream (BFINAL); the next message starts afresh.
+                inflater.reset(false);
+                return Ok(());
+            }
+            let room_left = out.len() < out.capacity();
+            if input.is_empty() && room_left {
+                return Ok(());
+            }
+            let consumed = inflater.total_in() != in_before;
+            if room_left && !consumed && out.len() == out_before {
+                // Room to write, input left, yet no progress: the data cannot be inflated.
+                return Err(InflateError::Corrupt);
+            }
+        }
+    }
+
+    /// Ends a compressed message: restores the stripped tail (RFC 7692 §7.2.2) and resets
+    /// the inflater when the peer does not keep its context.
+    pub(crate) fn finish_inflate(
+        &mut self,
+        out: &mut Vec<u8>,
+        limit: usize,
+    ) -> Result<(), InflateError> {
+        self.inflate(&SYNC_TAIL, out, limit)?;
+        if self.params.receive_no_context_takeover {
+            // Nothing is carried over, so the 32 KiB window need not be kept either.
+            self.inflater = None;
+        }
+        Ok(())
+    }
+
+    /// Whether a message of `len` bytes (or starting with a fragment of `len`) is sent
+    /// compressed.
+    pub(crate) fn should_compress(&self, len: usize) -> bool {
+        self.params.send_max_window_bits >= SMALLEST_ZLIB_WINDOW && len >= self.threshold
+    }
+
+    /// Appends `data` compressed to `out`, flushed so the peer can inflate it now; `last`
+    /// ends the message (strips the tail, resets when context is not kept).
+    pub(crate) fn deflate(&mut self, data: &[u8], out: &mut Vec<u8>, last: bool) {
+        let (level, bits) = (self.level, self.params.send_max_window_bits);
+        let deflater = self.deflater.get_or_insert_with(|| {
+            Box::new(Compress::new_with_window_bits(
+                Compression::new(level),
+                false,
+                bits,
+            ))
+        });
+        let mut input = data;
+        loop {
+            out.reserve(input.len() / 2 + 64);
+            let before = deflater.total_in();
+            deflater
+                .compress_vec(input, out, FlushCompress::Sync)
+                .expect("deflate only fails on a corrupted stream, which is never handed to it");
+            input = &input[(deflater.total_in() - before) as usize..];
+            // A sync flush is complete once all input is taken and the output was not full.
+            if input.is_empty() && out.len() < out.capacity() {
+                break;
+            }
+        }
+        if last {
+            if out.ends_with(&SYNC_TAIL) {
+                out.truncate(out.len() - SYNC_TAIL.len());
+            }
+            if self.params.send_no_context_takeover {
+                self.deflater = None;
+            }
+        }
+    }
+}
+
+/// The first inflate buffer; it then doubles up to the limit.
+const INFLATE_STEP: usize = 16 << 10;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn codec(send_bits: u8) -> Codec {
+        let params = DeflateParams {
+            send_no_context_takeover: false,
+            receive_no_context_takeover: false,
+            send_max_window_bits: send_bits,
+        };
+        Codec::new(
+            params,
+            &DeflateConfig {
+                threshold: 0,
+                ..DeflateConfig::default()
+            },
+        )
+    }
+
+    #[test]
+    fn rfc_7692_7_2_3_1_hello_inflates() {
+        // RFC 7692 §7.2.3.1: "Hello" compressed, tail stripped.
+        let mut c = codec(15);
+        let mut out = Vec::new();
+        c.inflate(&[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00], &mut out, 100)
+            .unwrap();
+        c.finish_inflate(&mut out, 100).unwrap();
+        assert_eq!(out, b"Hello");
+    }
+
+    #[test]
+    fn rfc_7692_7_2_3_2_context_takeover_shrinks_the_second_hello() {
+        let mut c = codec(15);
+        let mut first = Vec::new();
+        c.deflate(b"Hello", &mut first, true);
+        assert_eq!(first, [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]);
+        let mut second = Vec::new();
+        c.deflate(b"Hello", &mut second, true);
+        assert_eq!(second, [0xf2, 0x00, 0x11, 0x00, 0x00]);
+        let mut d = codec(15);
+        for message in [&first, &second] {
+            let mut out = Vec::new();
+            d.inflate(message, &mut out, 100).unwrap();
+            d.finish_inflate(&mut out, 100).unwrap();
+            assert_eq!(out, b"Hello");
+        }
+    }
+
+    #[test]
+    fn bomb_stops_at_the_limit() {
+        let mut c = codec(15);
+        let mut bomb = Vec::new();
+        c.deflate(&alloc::vec![0u8; 10_000_000], &mut bomb, true);
+        assert!(bomb.len() < 20_000, "{} bytes", bomb.len());
+        let mut d = codec(15);
+        let mut out = Vec::new();
+        assert_eq!(
+            d.inflate(&bomb, &mut out, 1 << 20),
+            Err(InflateError::TooBig)
+        );
+        assert!(
+            out.capacity() <= (1 << 20) + 1,
+            "capacity {}",
+            out.capacity()
+        );
+    }
+
+    #[test]
+    fn corrupt_data_is_an_error() {
+        let mut d = codec(15);
+        let mut out = Vec::new();
+        assert_eq!(
+            d.inflate(&[0xff, 0xff, 0xff, 0xff], &mut out, 100),
+            Err(InflateError::Corrupt)
+        );
+    }
+
+    #[test]
+    fn window_8_never_compresses() {
+        assert!(!codec(8).should_compress(1000));
+        assert!(codec(9).should_compress(1000));
+    }
+}

@@ -12,10 +12,11 @@ use wsproto::drivers::tokio::WebSocketStream;
 
 const USAGE: &str = "echo_server: a WebSocket echo server (tokio, one task per connection)
 
-usage: echo_server [--addr HOST:PORT] [--max-message-size BYTES]
+usage: echo_server [--addr HOST:PORT] [--max-message-size BYTES] [--deflate]
 
   --addr HOST:PORT           where to listen (default 127.0.0.1:9001)
-  --max-message-size BYTES   largest message accepted (default 16777216)";
+  --max-message-size BYTES   largest message accepted (default 16777216)
+  --deflate                  accept permessage-deflate (RFC 7692) offers";
 
 /// An owned copy of what to send back.
 enum Echo {
@@ -26,9 +27,12 @@ enum Echo {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let args = args::Args::parse(USAGE, &["addr", "max-message-size"], &[]);
+    let args = args::Args::parse(USAGE, &["addr", "max-message-size"], &["deflate"]);
     let mut config = Config::default();
     config.max_message_size = args.number("max-message-size", 16 << 20);
+    if args.flag("deflate") {
+        config.deflate = Some(wsproto::DeflateConfig::default());
+    }
     let config = Arc::new(config);
     let listener = TcpListener::bind(args.get("addr", "127.0.0.1:9001")).await?;
     println!("echo_server listening on ws://{}", listener.local_addr()?);

@@ -12,10 +12,11 @@ use wsproto::drivers::blocking::WebSocket;
 const USAGE: &str =
     "echo_server_blocking: a WebSocket echo server (std::net, a thread per connection)
 
-usage: echo_server_blocking [--addr HOST:PORT] [--max-message-size BYTES]
+usage: echo_server_blocking [--addr HOST:PORT] [--max-message-size BYTES] [--deflate]
 
   --addr HOST:PORT           where to listen (default 127.0.0.1:9002)
-  --max-message-size BYTES   largest message accepted (default 16777216)";
+  --max-message-size BYTES   largest message accepted (default 16777216)
+  --deflate                  accept permessage-deflate (RFC 7692) offers";
 
 enum Echo {
     Text(String),
@@ -24,9 +25,12 @@ enum Echo {
 }
 
 fn main() -> std::io::Result<()> {
-    let args = args::Args::parse(USAGE, &["addr", "max-message-size"], &[]);
+    let args = args::Args::parse(USAGE, &["addr", "max-message-size"], &["deflate"]);
     let mut config = Config::default();
     config.max_message_size = args.number("max-message-size", 16 << 20);
+    if args.flag("deflate") {
+        config.deflate = Some(wsproto::DeflateConfig::default());
+    }
     let listener = TcpListener::bind(args.get("addr", "127.0.0.1:9002"))?;
     println!(
         "echo_server_blocking listening on ws://{}",

@@ -15,7 +15,7 @@
 use super::{Answer, Error, Message, os_entropy};
 use crate::close::CloseCode;
 use crate::config::Config;
-use crate::connection::Connection;
+use crate::connection::{Connection, ConnectionState};
 use crate::event::{Event, MessageKind};
 use crate::handshake::{ClientRequest, Request};
 use std::io::{self, Read, Write};
@@ -268,19 +268,31 @@ impl<S: Transport> WebSocket<S> {
     /// # Errors
     /// IO errors.
     pub fn flush(&mut self) -> Result<(), Error> {
-        while self.conn.wants_write() {
-            let n = self.stream.write(self.conn.pending_output())?;
-            if n == 0 {
-                return Err(io::Error::from(io::ErrorKind::WriteZero).into());
+        match self.write_out() {
+            // After the closing handshake the peer may reset the stream before our last
+            // bytes reach it; the connection is over either way.
+            Err(_) if self.conn.state() == ConnectionState::Closed => {
+                self.shut = true;
+                return Ok(());
             }
-            self.conn.consume_output(n);
+            result => result?,
         }
-        self.stream.flush()?;
         if self.conn.wants_shutdown() && !self.shut {
             self.shut = true;
             self.stream.shutdown()?;
         }
         Ok(())
+    }
+
+    fn write_out(&mut self) -> io::Result<()> {
+        while self.conn.wants_write() {
+            let n = self.stream.write(self.conn.pending_output())?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            self.conn.consume_output(n);
+        }
+        self.stream.flush()
     }
 
     /// The connection, for queries such as `subprotocol()` or `state()`.
@@ -333,6 +345,8 @@ impl<S: Transport> WebSocket<S> {
                         | io::ErrorKind::TimedOut
                         | io::ErrorKind::Interrupted
                 ) => {}
+            // A reset once the closing handshake is done just ends the stream.
+            Err(_) if self.conn.state() == ConnectionState::Closed => self.conn.receive_eof(),
             Err(e) => return Err(e.into()),
         }
         Ok(())

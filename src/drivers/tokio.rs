@@ -24,7 +24,7 @@
 use super::{Answer, Error, Message, os_entropy};
 use crate::close::CloseCode;
 use crate::config::Config;
-use crate::connection::Connection;
+use crate::connection::{Connection, ConnectionState};
 use crate::event::{Event, MessageKind};
 use crate::handshake::{Accept, ClientRequest, Request};
 use ::tokio::io::{AsyncRead, AsyncWrite, ReadBuf, ReadHalf, WriteHalf};
@@ -89,23 +89,28 @@ fn poll_read_into<R: AsyncRead + Unpin>(
     conn: &mut Connection,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<()>> {
-    if conn.has_partial_input() {
+    let result = if conn.has_partial_input() {
         let mut buf = ReadBuf::new(conn.receive_buffer());
-        ready!(Pin::new(reader).poll_read(cx, &mut buf))?;
-        let n = buf.filled().len();
-        if n == 0 {
-            conn.receive_eof()
-        } else {
-            conn.commit(n)
-        }
+        let read = ready!(Pin::new(reader).poll_read(cx, &mut buf)).map(|()| buf.filled().len());
+        read.map(|n| {
+            if n == 0 {
+                conn.receive_eof()
+            } else {
+                conn.commit(n)
+            }
+        })
     } else {
         let mut idle = [0; IDLE_READ];
         let mut buf = ReadBuf::new(&mut idle);
-        ready!(Pin::new(reader).poll_read(cx, &mut buf))?;
-        match buf.filled() {
+        ready!(Pin::new(reader).poll_read(cx, &mut buf)).map(|()| match buf.filled() {
             [] => conn.receive_eof(),
             bytes => conn.receive(bytes),
-        }
+        })
+    };
+    match result {
+        // A reset once the closing handshake is done just ends the stream.
+        Err(_) if conn.state() == ConnectionState::Closed => conn.receive_eof(),
+        other => other?,
     }
     Poll::Ready(Ok(()))
 }
@@ -117,6 +122,29 @@ fn poll_write_out<W: AsyncWrite + Unpin>(
     shut: &mut bool,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<()>> {
+    match ready!(poll_write_pending(writer, conn, cx)) {
+        // After the closing handshake the peer may reset the stream before our last bytes
+        // reach it; the connection is over either way.
+        Err(_) if conn.state() == ConnectionState::Closed => {
+            *shut = true;
+            return Poll::Ready(Ok(()));
+        }
+        result => result?,
+    }
+    if conn.wants_shutdown() && !*shut {
+        // A peer that already closed makes shutdown fail; the connection is done either way.
+        let _ = ready!(Pin::new(&mut *writer).poll_shutdown(cx));
+        *shut = true;
+    }
+    Poll::Ready(Ok(()))
+}
+
+/// Writes all pending output and flushes.
+fn poll_write_pending<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    conn: &mut Connection,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<()>> {
     while conn.wants_write() {
         let n = ready!(Pin::new(&mut *writer).poll_write(cx, conn.pending_output()))?;
         if n == 0 {
@@ -124,13 +152,7 @@ fn poll_write_out<W: AsyncWrite + Unpin>(
         }
         conn.consume_output(n);
     }
-    ready!(Pin::new(&mut *writer).poll_flush(cx))?;
-    if conn.wants_shutdown() && !*shut {
-        // A peer that already closed makes shutdown fail; the connection is done either way.
-        let _ = ready!(Pin::new(&mut *writer).poll_shutdown(cx));
-        *shut = true;
-    }
-    Poll::Ready(Ok(()))
+    Pin::new(&mut *writer).poll_flush(cx)
 }
 
 /// A WebSocket over an async stream.

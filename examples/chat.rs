@@ -1,0 +1,284 @@
+//! A browser chat room: one port serves the page at `/` and the WebSocket endpoint at `/ws`.
+//!
+//! `cargo run --release --example chat`, then open <http://127.0.0.1:8080/> in two tabs.
+//!
+//! The example routes plain HTTP itself: it reads the request head from the socket, serves the
+//! page (or a 404), and for `/ws` hands the bytes it already read to a server [`Connection`],
+//! which checks the upgrade request and answers it. Each client gets a reader (this task)
+//! and a writer fed by a broadcast channel; a client that goes away is dropped on the first
+//! error or at the end of its closing handshake, and the others see "guest-N left".
+
+#[path = "common/args.rs"]
+mod args;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::broadcast;
+use wsproto::drivers::tokio::WebSocketStream;
+use wsproto::drivers::{Answer, Message};
+use wsproto::{Accept, Config, Connection};
+
+const USAGE: &str = "chat: a browser chat room over WebSocket (tokio)
+
+usage: chat [--addr HOST:PORT]
+
+  --addr HOST:PORT   where to listen (default 127.0.0.1:8080); serves the page at / and
+                     the WebSocket endpoint at /ws";
+
+/// The largest request head read before routing (the core has the same default limit).
+const MAX_HEAD: usize = 16 << 10;
+
+/// Lines every client receives. A line starting with `* ` is a notice; any other line is
+/// `guest-N: text`, so a guest cannot forge a notice.
+type Line = Arc<str>;
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let args = args::Args::parse(USAGE, &["addr"], &[]);
+    let listener = TcpListener::bind(args.get("addr", "127.0.0.1:8080")).await?;
+    println!(
+        "chat: open http://{}/ in two browser tabs",
+        listener.local_addr()?
+    );
+    let (room, _) = broadcast::channel::<Line>(256);
+    let guests = Arc::new(AtomicU64::new(1));
+    loop {
+        let (stream, _) = listener.accept().await?;
+        stream.set_nodelay(true)?;
+        let room = room.clone();
+        let guests = Arc::clone(&guests);
+        tokio::spawn(async move {
+            if let Err(e) = route(stream, room, guests).await {
+                eprintln!("chat: connection ended: {e}");
+            }
+        });
+    }
+}
+
+/// Reads the request head and serves the page, a 404, or the WebSocket endpoint.
+async fn route(
+    mut stream: TcpStream,
+    room: broadcast::Sender<Line>,
+    guests: Arc<AtomicU64>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let Some(received) = tokio::time::timeout(Duration::from_secs(10), read_head(&mut stream))
+        .await
+        .map_err(|_| "no request head within 10 s")??
+    else {
+        return respond(
+            &mut stream,
+            "431 Request Header Fields Too Large",
+            "text/plain",
+            b"",
+        )
+        .await;
+    };
+    let request_line = received.split(|&b| b == b'\r').next().unwrap_or_default();
+    let mut parts = std::str::from_utf8(request_line)?.split(' ');
+    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let path = target.split('?').next().unwrap_or("");
+    match (method, path) {
+        // The core checks everything else about the upgrade request and answers it.
+        (_, "/ws") => join(stream, &received, room, &guests).await?,
+        ("GET", "/") => respond(&mut stream, "200 OK", "text/html; charset=utf-8", PAGE).await?,
+        _ => respond(&mut stream, "404 Not Found", "text/plain", b"not found\n").await?,
+    }
+    Ok(())
+}
+
+/// Reads until the blank line that ends an HTTP head; returns every byte read (frames may
+/// follow the head), or `None` when the head is too large.
+async fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<Vec<u8>>> {
+    let mut received = Vec::with_capacity(1024);
+    let mut chunk = [0; 2048];
+    loop {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        let scan_from = received.len().saturating_sub(3);
+        received.extend_from_slice(&chunk[..n]);
+        if received[scan_from..].windows(4).any(|w| w == b"\r\n\r\n") {
+            return Ok(Some(received));
+        }
+        if received.len() >= MAX_HEAD {
+            return Ok(None);
+        }
+    }
+}
+
+/// A plain HTTP/1.1 response; the connection closes after it.
+async fn respond(
+    stream: &mut TcpStream,
+    status: &str,
+    content_type: &str,
+    body: &[u8],
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+         Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body).await?;
+    stream.shutdown().await?;
+    Ok(())
+}
+
+/// Upgrades the connection and runs one guest until it leaves.
+async fn join(
+    stream: TcpStream,
+    received: &[u8],
+    room: broadcast::Sender<Line>,
+    guests: &AtomicU64,
+) -> Result<(), wsproto::drivers::Error> {
+    let mut config = Config::default();
+    config.max_message_size = 64 << 10; // chat lines are short
+    // Browsers offer permessage-deflate; chat text compresses well.
+    config.deflate = Some(wsproto::DeflateConfig::default());
+    let mut conn = Connection::server(config);
+    conn.receive(received);
+    let ws = WebSocketStream::from_connection(stream, conn)
+        .finish_accept(|_| Answer::Accept(Accept::new()))
+        .await?;
+    let name = format!("guest-{}", guests.fetch_add(1, Ordering::Relaxed));
+    let (mut reader, writer) = ws.split();
+
+    // Subscribe before announcing, so the guest sees its own "joined" line.
+    let mut inbox = room.subscribe();
+    writer.send_text(&format!("* you are {name}")).await?;
+    let _ = room.send(format!("* {name} joined").into());
+    let sender = tokio::spawn(async move {
+        loop {
+            let line: Line = match inbox.recv().await {
+                Ok(line) => line,
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    format!("* {n} lines skipped: this tab reads too slowly").into()
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            };
+            if writer.send_text(&line).await.is_err() {
+                return; // the reader sees the failure too and cleans up
+            }
+        }
+    });
+
+    let result = loop {
+        match reader.recv().await {
+            Ok(Some(Message::Text(text))) => {
+                let text = text.trim();
+                if !text.is_empty() {
+                    let _ = room.send(format!("{name}: {text}").into());
+                }
+            }
+            Ok(Some(_)) => {} // pings are answered by the connection; binary is ignored
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        };
+    };
+    sender.abort();
+    let _ = room.send(format!("* {name} left").into());
+    result
+}
+
+/// The whole client: no external assets; text goes into the page with `textContent` only.
+const PAGE: &[u8] = br#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>wsproto chat</title>
+<link rel="icon" href="data:,">
+<style>
+  :root { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; color-scheme: light dark; }
+  body { margin: 0; height: 100vh; display: flex; flex-direction: column; }
+  header { display: flex; align-items: center; justify-content: space-between;
+           padding: .6rem 1rem; border-bottom: 1px solid #8885; }
+  h1 { margin: 0; font-size: 1.1rem; }
+  #status { font-size: .8rem; padding: .15rem .6rem; border-radius: 1rem; background: #8884; }
+  #status.connected { background: #1f8a4c; color: #fff; }
+  #status.disconnected { background: #b3261e; color: #fff; }
+  #messages { flex: 1; overflow-y: auto; list-style: none; margin: 0; padding: .5rem 1rem; }
+  #messages li { padding: .2rem 0; overflow-wrap: anywhere; white-space: pre-wrap; }
+  #messages li.notice { color: #888; font-style: italic; }
+  #messages .who { font-weight: 600; margin-right: .4rem; }
+  #send-form { display: flex; gap: .5rem; padding: .6rem 1rem; border-top: 1px solid #8885; }
+  #message { flex: 1; font: inherit; padding: .4rem .6rem; }
+  button { font: inherit; padding: .4rem 1rem; }
+</style>
+</head>
+<body>
+<header><h1>wsproto chat</h1><span id="status">connecting</span></header>
+<ul id="messages"></ul>
+<form id="send-form" autocomplete="off">
+  <input id="message" placeholder="Type a message and press Enter" maxlength="2000" autofocus>
+  <button type="submit">Send</button>
+</form>
+<script>
+"use strict";
+(() => {
+  const statusBox = document.getElementById("status");
+  const list = document.getElementById("messages");
+  const form = document.getElementById("send-form");
+  const input = document.getElementById("message");
+  let socket = null;
+
+  function setStatus(text) {
+    statusBox.textContent = text;
+    statusBox.className = text;
+  }
+
+  // "* text" is a notice from the server; anything else is "guest-N: text".
+  function show(line) {
+    const item = document.createElement("li");
+    const colon = line.indexOf(": ");
+    if (line.startsWith("* ")) {
+      item.className = "notice";
+      item.textContent = line.slice(2);
+    } else if (colon > 0) {
+      const who = document.createElement("span");
+      who.className = "who";
+      who.textContent = line.slice(0, colon);
+      item.append(who, line.slice(colon + 2));
+    } else {
+      item.textContent = line;
+    }
+    const atBottom = list.scrollTop + list.clientHeight >= list.scrollHeight - 8;
+    list.append(item);
+    if (atBottom) list.scrollTop = list.scrollHeight;
+  }
+
+  function connect() {
+    setStatus("connecting");
+    const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    socket = new WebSocket(scheme + location.host + "/ws");
+    socket.onopen = () => setStatus("connected");
+    socket.onmessage = (event) => {
+      if (typeof event.data === "string") show(event.data);
+    };
+    socket.onclose = (event) => {
+      setStatus("disconnected");
+      show("* disconnected (code " + event.code + "), reconnecting in 2 s");
+      setTimeout(connect, 2000);
+    };
+  }
+
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const text = input.value.trim();
+    if (text && socket && socket.readyState === WebSocket.OPEN) {
+      socket.send(text);
+      input.value = "";
+    }
+    input.focus();
+  });
+
+  connect();
+})();
+</script>
+</body>
+</html>
+"#;

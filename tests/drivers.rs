@@ -1,0 +1,892 @@
+//! The blocking and tokio drivers over real 127.0.0.1 sockets: handshake, echo, closing codes,
+//! subprotocols, rejection, `recv()` cancel-safety, split halves and keepalive.
+//!
+//! Every test listens on an ephemeral port and is bounded by a timeout, so none can hang.
+
+mod common;
+
+use common::{Ev, counting_entropy, quiet_config};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+use wsproto::drivers::blocking::WebSocket;
+use wsproto::drivers::tokio::WebSocketStream;
+use wsproto::drivers::{Answer, Error, Message};
+use wsproto::{
+    Accept, ClientRequest, CloseCode, Config, Connection, ConnectionState, HandshakeError,
+    MessageKind,
+};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+// ----- harness ---------------------------------------------------------------------------
+
+/// Runs a blocking test body on its own thread and fails the test if it takes over `limit`.
+fn within<T: Send + 'static>(limit: Duration, body: impl FnOnce() -> T + Send + 'static) -> T {
+    let (done, result) = mpsc::channel();
+    let runner = thread::spawn(move || {
+        let _ = done.send(body());
+    });
+    match result.recv_timeout(limit) {
+        Ok(value) => value,
+        // The body panicked: join to re-raise its panic message.
+        Err(mpsc::RecvTimeoutError::Disconnected) => match runner.join() {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(()) => unreachable!("the body sent nothing but did not panic"),
+        },
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("test did not finish within {limit:?}"),
+    }
+}
+
+/// Bounds an async test body.
+async fn bounded<T>(body: impl Future<Output = T>) -> T {
+    tokio::time::timeout(LIMIT, body)
+        .await
+        .unwrap_or_else(|_| panic!("test did not finish within {LIMIT:?}"))
+}
+
+fn std_listener() -> (std::net::TcpListener, String) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    (listener, url)
+}
+
+async fn tokio_listener() -> (tokio::net::TcpListener, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    (listener, url)
+}
+
+/// What a test echo server saw: the peer's Close, if any, and how its read loop ended.
+#[derive(Debug)]
+struct ServerLog {
+    close: Option<(u16, String)>,
+    end: Result<(), String>,
+}
+
+/// A blocking echo server for one connection. After `close_after` echoed messages it starts
+/// the closing handshake itself with `close_with`.
+fn blocking_echo_server(
+    listener: std::net::TcpListener,
+    config: Config,
+    close_after: Option<(usize, CloseCode, &'static str)>,
+) -> thread::JoinHandle<ServerLog> {
+    thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut ws = WebSocket::accept(stream, config).unwrap();
+        let mut log = ServerLog {
+            close: None,
+            end: Ok(()),
+        };
+        let mut echoed = 0;
+        loop {
+            let message = match ws.read() {
+                Ok(Some(message)) => message,
+                Ok(None) => break,
+                Err(e) => {
+                    log.end = Err(e.to_string());
+                    break;
+                }
+            };
+            match message {
+                Message::Text(text) => ws.send_text(&text).unwrap(),
+                Message::Binary(data) => ws.send_binary(&data).unwrap(),
+                Message::Close { code, reason } => log.close = Some((code.0, reason)),
+                Message::Ping(_) | Message::Pong(_) => continue,
+            }
+            echoed += 1;
+            if let Some((after, code, reason)) = close_after {
+                if echoed == after {
+                    ws.close(code, reason).unwrap();
+                }
+            }
+        }
+        assert_eq!(ws.connection().state(), ConnectionState::Closed);
+        log
+    })
+}
+
+/// The tokio twin of [`blocking_echo_server`].
+fn tokio_echo_server(
+    listener: tokio::net::TcpListener,
+    config: Config,
+    close_after: Option<(usize, CloseCode, &'static str)>,
+) -> tokio::task::JoinHandle<ServerLog> {
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut ws = WebSocketStream::accept(stream, config).await.unwrap();
+        let mut log = ServerLog {
+            close: None,
+            end: Ok(()),
+        };
+        let mut echoed = 0;
+        loop {
+            let message = match ws.recv().await {
+                Ok(Some(message)) => message,
+                Ok(None) => break,
+                Err(e) => {
+                    log.end = Err(e.to_string());
+                    break;
+                }
+            };
+            match message {
+                Message::Text(text) => ws.send_text(&text).await.unwrap(),
+                Message::Binary(data) => ws.send_binary(&data).await.unwrap(),
+                Message::Close { code, reason } => log.close = Some((code.0, reason)),
+                Message::Ping(_) | Message::Pong(_) => continue,
+            }
+            echoed += 1;
+            if let Some((after, code, reason)) = close_after {
+                if echoed == after {
+                    ws.close(code, reason).await.unwrap();
+                }
+            }
+        }
+        assert_eq!(ws.connection().state(), ConnectionState::Closed);
+        log
+    })
+}
+
+fn close_message(code: u16, reason: &str) -> Message {
+    Message::Close {
+        code: CloseCode(code),
+        reason: reason.to_string(),
+    }
+}
+
+/// A binary payload that is not all one byte, 70,000 bytes: a 64-bit length on the wire.
+fn big_binary() -> Vec<u8> {
+    (0..70_000u32).map(|i| (i * 7 + i / 251) as u8).collect()
+}
+
+/// A client `Connection` driven by hand over a std socket, for peers the drivers would not
+/// be: one that never answers pings, one that writes frames in odd pieces.
+struct RawPeer {
+    stream: TcpStream,
+    conn: Connection,
+    eof: bool,
+}
+
+impl RawPeer {
+    fn connect(url: &str, config: Config) -> Self {
+        let request = ClientRequest::new(url).unwrap();
+        let stream = TcpStream::connect((request.host(), request.port())).unwrap();
+        stream.set_nodelay(true).unwrap();
+        stream.set_read_timeout(Some(LIMIT)).unwrap();
+        let conn = Connection::client(request, config, counting_entropy());
+        let mut peer = Self {
+            stream,
+            conn,
+            eof: false,
+        };
+        match peer.next() {
+            Some(Ev::Accepted(_)) => peer,
+            other => panic!("handshake failed: {other:?}"),
+        }
+    }
+
+    fn flush(&mut self) {
+        self.stream.write_all(self.conn.pending_output()).unwrap();
+        self.conn.consume_output(self.conn.pending_output().len());
+    }
+
+    /// The next event, owned, reading as needed; `None` once the stream ended and every
+    /// event was taken. Output the connection queued (a Close echo, say) is sent first.
+    fn next(&mut self) -> Option<Ev> {
+        loop {
+            self.flush();
+            match self.conn.next_event() {
+                Ok(Some(event)) => return Some(Ev::from_event(&event)),
+                Ok(None) if self.eof => return None,
+                Ok(None) => {}
+                Err(e) => return Some(Ev::Error(e)),
+            }
+            self.flush();
+            let n = match self.stream.read(self.conn.receive_buffer()) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => 0,
+                Err(e) => panic!("raw peer read failed: {e}"),
+            };
+            if n == 0 {
+                self.eof = true;
+                self.conn.receive_eof();
+            } else {
+                self.conn.commit(n);
+            }
+        }
+    }
+}
+
+// ----- handshake, echo and closing codes ---------------------------------------------------
+
+#[test]
+fn blocking_echo_then_client_closes_with_its_code() {
+    within(LIMIT, || {
+        let (listener, url) = std_listener();
+        let server = blocking_echo_server(listener, Config::default(), None);
+        let mut ws = WebSocket::connect(&url).unwrap();
+        assert_eq!(ws.connection().state(), ConnectionState::Open);
+
+        ws.send_text("hello \u{2713}").unwrap();
+        assert_eq!(
+            ws.read().unwrap(),
+            Some(Message::Text("hello \u{2713}".into()))
+        );
+        ws.send_binary(&big_binary()).unwrap();
+        assert_eq!(ws.read().unwrap(), Some(Message::Binary(big_binary())));
+        ws.send_binary(&[]).unwrap();
+        assert_eq!(ws.read().unwrap(), Some(Message::Binary(Vec::new())));
+
+        ws.close(CloseCode(4000), "done here").unwrap();
+        assert_eq!(ws.read().unwrap(), Some(close_message(4000, "done here")));
+        assert_eq!(ws.read().unwrap(), None);
+        assert_eq!(ws.connection().state(), ConnectionState::Closed);
+
+        let log = server.join().unwrap();
+        assert_eq!(log.close, Some((4000, "done here".into())));
+        assert_eq!(log.end, Ok(()));
+    });
+}
+
+#[test]
+fn blocking_server_closes_with_its_code() {
+    within(LIMIT, || {
+        let (listener, url) = std_listener();
+        let server = blocking_echo_server(
+            listener,
+            Config::default(),
+            Some((1, CloseCode::GOING_AWAY, "shutting down")),
+        );
+        let mut ws = WebSocket::connect(&url).unwrap();
+        ws.send_text("last").unwrap();
+        assert_eq!(ws.read().unwrap(), Some(Message::Text("last".into())));
+        assert_eq!(
+            ws.read().unwrap(),
+            Some(close_message(1001, "shutting down"))
+        );
+        assert_eq!(ws.read().unwrap(), None);
+        // The echo of the server's Close carries the same code (RFC 6455 §5.5.1).
+        let log = server.join().unwrap();
+        assert_eq!(log.close, Some((1001, "shutting down".into())));
+        assert_eq!(log.end, Ok(()));
+    });
+}
+
+#[tokio::test]
+async fn tokio_echo_then_client_closes_with_its_code() {
+    bounded(async {
+        let (listener, url) = tokio_listener().await;
+        let server = tokio_echo_server(listener, Config::default(), None);
+        let mut ws = WebSocketStream::connect(&url).await.unwrap();
+        assert_eq!(ws.connection().state(), ConnectionState::Open);
+
+        ws.send_text("hello \u{2713}").await.unwrap();
+        assert_eq!(
+            ws.recv().await.unwrap(),
+            Some(Message::Text("hello \u{2713}".into()))
+        );
+        ws.send_binary(&big_binary()).await.unwrap();
+        assert_eq!(
+            ws.recv().await.unwrap(),
+            Some(Message::Binary(big_binary()))
+        );
+        // A message sent in fragments arrives joined.
+        ws.send_fragment(
+            MessageKind::Text,
+            "caf\u{e9}".as_bytes()[..4].as_ref(),
+            false,
+        )
+        .await
+        .unwrap();
+        ws.send_fragment(MessageKind::Text, &"caf\u{e9}".as_bytes()[4..], true)
+            .await
+            .unwrap();
+        assert_eq!(
+            ws.recv().await.unwrap(),
+            Some(Message::Text("caf\u{e9}".into()))
+        );
+
+        ws.close(CloseCode(4000), "done here").await.unwrap();
+        assert_eq!(
+            ws.recv().await.unwrap(),
+            Some(close_message(4000, "done here"))
+        );
+        assert_eq!(ws.recv().await.unwrap(), None);
+        assert_eq!(ws.connection().state(), ConnectionState::Closed);
+
+        let log = server.await.unwrap();
+        assert_eq!(log.close, Some((4000, "done here".into())));
+        assert_eq!(log.end, Ok(()));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn tokio_server_closes_with_its_code() {
+    bounded(async {
+        let (listener, url) = tokio_listener().await;
+        let server = tokio_echo_server(
+            listener,
+            Config::default(),
+            Some((1, CloseCode::GOING_AWAY, "shutting down")),
+        );
+        let mut ws = WebSocketStream::connect(&url).await.unwrap();
+        ws.send_binary(b"last").await.unwrap();
+        assert_eq!(
+            ws.recv().await.unwrap(),
+            Some(Message::Binary(b"last".to_vec()))
+        );
+        assert_eq!(
+            ws.recv().await.unwrap(),
+            Some(close_message(1001, "shutting down"))
+        );
+        assert_eq!(ws.recv().await.unwrap(), None);
+        let log = server.await.unwrap();
+        assert_eq!(log.close, Some((1001, "shutting down".into())));
+        assert_eq!(log.end, Ok(()));
+    })
+    .await;
+}
+
+#[test]
+fn blocking_client_and_tokio_server_interoperate() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (listener, url) = runtime.block_on(tokio_listener());
+    let server = runtime.spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut ws = WebSocketStream::accept(stream, Config::default())
+            .await
+            .unwrap();
+        while let Some(message) = ws.recv().await.unwrap() {
+            if let Message::Text(text) = message {
+                ws.send_text(&text.to_uppercase()).await.unwrap();
+            }
+        }
+    });
+    within(LIMIT, move || {
+        let mut ws = WebSocket::connect(&url).unwrap();
+        ws.send_text("mixed drivers").unwrap();
+        assert_eq!(
+            ws.read().unwrap(),
+            Some(Message::Text("MIXED DRIVERS".into()))
+        );
+        ws.close(CloseCode::NORMAL, "").unwrap();
+        assert_eq!(ws.read().unwrap(), Some(close_message(1000, "")));
+        assert_eq!(ws.read().unwrap(), None);
+    });
+    runtime.block_on(async { bounded(server).await.unwrap() });
+}
+
+// ----- subprotocols and rejection ---------------------------------------------------------
+
+/// The server picks the one subprotocol it speaks from the client's list.
+fn pick_v1(request: &wsproto::Request) -> Answer {
+    assert_eq!(request.subprotocols(), ["chat.v2", "chat.v1"]);
+    assert_eq!(request.path(), "/room");
+    Answer::Accept(Accept::new().subprotocol("chat.v1"))
+}
+
+fn subprotocol_request(url: &str) -> ClientRequest {
+    ClientRequest::new(&format!("{url}room"))
+        .unwrap()
+        .subprotocol("chat.v2")
+        .unwrap()
+        .subprotocol("chat.v1")
+        .unwrap()
+}
+
+#[test]
+fn blocking_accept_with_selects_subprotocol() {
+    within(LIMIT, || {
+        let (listener, url) = std_listener();
+        let server = thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let ws = WebSocket::accept_with(stream, Config::default(), pick_v1).unwrap();
+            ws.connection().subprotocol().map(str::to_string)
+        });
+        let ws = WebSocket::connect_with(subprotocol_request(&url), Config::default()).unwrap();
+        assert_eq!(ws.connection().subprotocol(), Some("chat.v1"));
+        assert_eq!(server.join().unwrap().as_deref(), Some("chat.v1"));
+    });
+}
+
+#[tokio::test]
+async fn tokio_accept_with_selects_subprotocol() {
+    bounded(async {
+        let (listener, url) = tokio_listener().await;
+        let server = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let ws = WebSocketStream::accept_with(stream, Config::default(), pick_v1)
+                .await
+                .unwrap();
+            ws.connection().subprotocol().map(str::to_string)
+        });
+        let ws = WebSocketStream::connect_with(subprotocol_request(&url), Config::default())
+            .await
+            .unwrap();
+        assert_eq!(ws.connection().subprotocol(), Some("chat.v1"));
+        assert_eq!(server.await.unwrap().as_deref(), Some("chat.v1"));
+    })
+    .await;
+}
+
+fn reject_403(_: &wsproto::Request) -> Answer {
+    Answer::Reject {
+        status: 403,
+        headers: vec![("X-Reason".into(), "members only".into())],
+        body: b"members only\n".to_vec(),
+    }
+}
+
+/// The client sees the status and the headers of the rejection.
+fn assert_rejected(error: Error) {
+    match error {
+        Error::Connection(wsproto::Error::Handshake(HandshakeError::UnexpectedStatus {
+            status,
+            headers,
+            ..
+        })) => {
+            assert_eq!(status, 403);
+            assert!(
+                headers
+                    .iter()
+                    .any(|(name, value)| name.eq_ignore_ascii_case("x-reason")
+                        && value == b"members only"),
+                "headers: {headers:?}"
+            );
+        }
+        other => panic!("expected UnexpectedStatus 403, got {other:?}"),
+    }
+}
+
+/// The server's own view of the rejection.
+fn assert_server_rejected<T: std::fmt::Debug>(result: Result<T, Error>) {
+    match result {
+        Err(Error::Connection(wsproto::Error::Handshake(HandshakeError::Rejected {
+            status: 403,
+        }))) => {}
+        other => panic!("expected Rejected 403, got {other:?}"),
+    }
+}
+
+#[test]
+fn blocking_rejection_reaches_client_as_unexpected_status() {
+    within(LIMIT, || {
+        let (listener, url) = std_listener();
+        let server = thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            assert_server_rejected(WebSocket::accept_with(
+                stream,
+                Config::default(),
+                reject_403,
+            ));
+        });
+        assert_rejected(WebSocket::connect(&url).unwrap_err());
+        server.join().unwrap();
+    });
+}
+
+#[tokio::test]
+async fn tokio_rejection_reaches_client_as_unexpected_status() {
+    bounded(async {
+        let (listener, url) = tokio_listener().await;
+        let server = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            assert_server_rejected(
+                WebSocketStream::accept_with(stream, Config::default(), reject_403).await,
+            );
+        });
+        assert_rejected(WebSocketStream::connect(&url).await.unwrap_err());
+        server.await.unwrap();
+    })
+    .await;
+}
+
+// ----- recv() cancel-safety ---------------------------------------------------------------
+
+const MESSAGES: usize = 2_000;
+const BURST: usize = 50;
+
+/// Message `i` of the cancel-safety stream: text with multibyte characters (so reads split
+/// UTF-8 sequences) or, every seventh, binary; sizes from 0 to a few KiB.
+fn nth_message(i: usize) -> Message {
+    if i % 7 == 3 {
+        Message::Binary((0..(i * 131) % 5_000).map(|j| (i + j) as u8).collect())
+    } else {
+        let mut text = format!("m{i}:");
+        for j in 0..(i * 37) % 400 {
+            text.push(['a', '\u{e9}', '\u{2713}', '\u{1f600}'][(i + j) % 4]);
+        }
+        Message::Text(text)
+    }
+}
+
+/// A tiny deterministic generator for chunk sizes and pauses.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % below
+    }
+}
+
+/// Connects, then writes [`MESSAGES`] messages in bursts, each burst cut into TCP writes of
+/// 1 to 700 bytes (most frames span several writes) with short pauses; then closes.
+fn bursty_peer(url: String) -> Option<Ev> {
+    let mut peer = RawPeer::connect(&url, quiet_config());
+    let mut rng = Lcg(7);
+    for burst in 0..MESSAGES / BURST {
+        for i in burst * BURST..(burst + 1) * BURST {
+            match nth_message(i) {
+                Message::Text(text) => peer.conn.send_text(&text).unwrap(),
+                Message::Binary(data) => peer.conn.send_binary(&data).unwrap(),
+                _ => unreachable!(),
+            }
+        }
+        while peer.conn.wants_write() {
+            let out = peer.conn.pending_output();
+            let n = (rng.next(700) as usize + 1).min(out.len());
+            peer.stream.write_all(&out[..n]).unwrap();
+            peer.conn.consume_output(n);
+            if rng.next(4) == 0 {
+                thread::sleep(Duration::from_micros(300));
+            }
+        }
+        thread::sleep(Duration::from_millis(2));
+    }
+    peer.conn.close(CloseCode::NORMAL, "all sent").unwrap();
+    peer.flush();
+    peer.next()
+}
+
+/// Every message exactly once, in order, then the Close; and the competing branch really
+/// did interrupt `recv()`.
+fn check_stream(received: &[Message], ticks: usize, peer_saw: Option<Ev>) {
+    assert_eq!(received.len(), MESSAGES + 1, "message count");
+    for (i, message) in received[..MESSAGES].iter().enumerate() {
+        assert!(*message == nth_message(i), "message {i} differs");
+    }
+    assert_eq!(received[MESSAGES], close_message(1000, "all sent"));
+    assert_eq!(peer_saw, Some(Ev::Close(1000, "all sent".into())));
+    assert!(ticks >= 20, "the competing branch fired only {ticks} times");
+}
+
+#[tokio::test]
+async fn tokio_recv_is_cancel_safe_in_select() {
+    bounded(async {
+        let (listener, url) = tokio_listener().await;
+        let peer = tokio::task::spawn_blocking(move || bursty_peer(url));
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut ws = WebSocketStream::accept(stream, quiet_config())
+            .await
+            .unwrap();
+        let mut tick = tokio::time::interval(Duration::from_millis(1));
+        let (mut received, mut ticks) = (Vec::new(), 0);
+        loop {
+            tokio::select! {
+                message = ws.recv() => match message.unwrap() {
+                    Some(message) => received.push(message),
+                    None => break,
+                },
+                _ = tick.tick() => ticks += 1,
+            }
+        }
+        check_stream(&received, ticks, peer.await.unwrap());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn tokio_split_reader_recv_is_cancel_safe_in_select() {
+    bounded(async {
+        let (listener, url) = tokio_listener().await;
+        let peer = tokio::task::spawn_blocking(move || bursty_peer(url));
+        let (stream, _) = listener.accept().await.unwrap();
+        let ws = WebSocketStream::accept(stream, quiet_config())
+            .await
+            .unwrap();
+        let (mut reader, _writer) = ws.split();
+        let mut tick = tokio::time::interval(Duration::from_millis(1));
+        let (mut received, mut ticks) = (Vec::new(), 0);
+        loop {
+            tokio::select! {
+                message = reader.recv() => match message.unwrap() {
+                    Some(message) => received.push(message),
+                    None => break,
+                },
+                _ = tick.tick() => ticks += 1,
+            }
+        }
+        check_stream(&received, ticks, peer.await.unwrap());
+    })
+    .await;
+}
+
+// ----- split halves -------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokio_split_halves_work_from_two_tasks() {
+    const COUNT: usize = 500;
+    bounded(async {
+        let (listener, url) = tokio_listener().await;
+        // The server is split too: its reader task feeds its writer task.
+        let server = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let ws = WebSocketStream::accept(stream, quiet_config())
+                .await
+                .unwrap();
+            let (mut reader, writer) = ws.split();
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+            let echo = tokio::spawn(async move {
+                while let Some(text) = rx.recv().await {
+                    writer.send_text(&text).await.unwrap();
+                }
+            });
+            let mut close = None;
+            while let Some(message) = reader.recv().await.unwrap() {
+                match message {
+                    Message::Text(text) => tx.send(text).unwrap(),
+                    Message::Close { code, reason } => close = Some((code.0, reason)),
+                    _ => {}
+                }
+            }
+            drop(tx);
+            echo.await.unwrap();
+            close
+        });
+
+        let ws = WebSocketStream::connect(&url).await.unwrap();
+        let (mut reader, writer) = ws.split();
+        let sender = tokio::spawn(async move {
+            for i in 0..COUNT {
+                writer.send_text(&format!("message {i}")).await.unwrap();
+            }
+            writer
+        });
+        let receiver = tokio::spawn(async move {
+            for i in 0..COUNT {
+                let message = reader.recv().await.unwrap();
+                assert_eq!(message, Some(Message::Text(format!("message {i}"))));
+            }
+            reader
+        });
+        let writer = sender.await.unwrap();
+        let mut reader = receiver.await.unwrap();
+        writer.close(CloseCode::NORMAL, "bye").await.unwrap();
+        assert_eq!(
+            reader.recv().await.unwrap(),
+            Some(close_message(1000, "bye"))
+        );
+        assert_eq!(reader.recv().await.unwrap(), None);
+        // Sending after the close is a usage error, not a panic or a hang.
+        assert!(matches!(
+            writer.send_text("late").await,
+            Err(Error::Usage(wsproto::UsageError::NotOpen))
+        ));
+        assert_eq!(server.await.unwrap(), Some((1000, "bye".into())));
+    })
+    .await;
+}
+
+// ----- keepalive ----------------------------------------------------------------------------
+
+/// Keepalive every 50 ms, failing 100 ms after an unanswered Ping.
+fn fast_keepalive() -> Config {
+    let mut config = Config::default();
+    config.keepalive_interval = Some(Duration::from_millis(50));
+    config.keepalive_timeout = Some(Duration::from_millis(100));
+    config
+}
+
+/// A peer with auto-pong off that never writes: it should see Pings, then a Close 1011.
+fn silent_peer(url: String) -> Vec<Ev> {
+    let mut config = quiet_config();
+    config.auto_pong = false;
+    let mut peer = RawPeer::connect(&url, config);
+    let mut events = Vec::new();
+    while let Some(event) = peer.next() {
+        events.push(event);
+    }
+    events
+}
+
+fn check_silent_peer(events: &[Ev]) {
+    assert!(
+        matches!(events.first(), Some(Ev::Ping(payload)) if !payload.is_empty()),
+        "events: {events:?}"
+    );
+    let close = events
+        .iter()
+        .find(|e| matches!(e, Ev::Close(..)))
+        .unwrap_or_else(|| panic!("no Close frame: {events:?}"));
+    assert!(matches!(close, Ev::Close(1011, _)), "close: {close:?}");
+    assert!(
+        matches!(events.last(), Some(Ev::Closed(_))),
+        "events: {events:?}"
+    );
+}
+
+fn assert_keepalive_timeout<T: std::fmt::Debug>(result: Result<T, Error>, started: Instant) {
+    assert!(
+        matches!(
+            result,
+            Err(Error::Connection(wsproto::Error::KeepaliveTimeout))
+        ),
+        "expected KeepaliveTimeout, got {result:?}"
+    );
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(100) && elapsed < Duration::from_secs(5),
+        "failed after {elapsed:?}"
+    );
+}
+
+#[test]
+fn blocking_keepalive_fails_with_1011_when_no_pong() {
+    within(LIMIT, || {
+        let (listener, url) = std_listener();
+        let peer = thread::spawn(move || silent_peer(url));
+        let (stream, _) = listener.accept().unwrap();
+        let mut ws = WebSocket::accept(stream, fast_keepalive()).unwrap();
+        let started = Instant::now();
+        let result = ws.read();
+        assert_keepalive_timeout(result, started);
+        check_silent_peer(&peer.join().unwrap());
+    });
+}
+
+#[tokio::test]
+async fn tokio_keepalive_fails_with_1011_when_no_pong() {
+    bounded(async {
+        let (listener, url) = tokio_listener().await;
+        let peer = tokio::task::spawn_blocking(move || silent_peer(url));
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut ws = WebSocketStream::accept(stream, fast_keepalive())
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let result = ws.recv().await;
+        assert_keepalive_timeout(result, started);
+        check_silent_peer(&peer.await.unwrap());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn tokio_split_reader_keepalive_fails_with_1011_when_no_pong() {
+    bounded(async {
+        let (listener, url) = tokio_listener().await;
+        let peer = tokio::task::spawn_blocking(move || silent_peer(url));
+        let (stream, _) = listener.accept().await.unwrap();
+        let ws = WebSocketStream::accept(stream, fast_keepalive())
+            .await
+            .unwrap();
+        let (mut reader, _writer) = ws.split();
+        let started = Instant::now();
+        let result = reader.recv().await;
+        assert_keepalive_timeout(result, started);
+        check_silent_peer(&peer.await.unwrap());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn tokio_keepalive_answered_keeps_connection_open() {
+    bounded(async {
+        let (listener, url) = tokio_listener().await;
+        let server = tokio_echo_server(listener, fast_keepalive(), None);
+        let mut ws = WebSocketStream::connect(&url).await.unwrap();
+        // The client answers each Ping while it waits in recv().
+        let mut pings = 0;
+        while pings < 5 {
+            match ws.recv().await.unwrap() {
+                Some(Message::Ping(_)) => pings += 1,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        ws.send_text("still here").await.unwrap();
+        loop {
+            match ws.recv().await.unwrap() {
+                Some(Message::Ping(_)) => {}
+                other => {
+                    assert_eq!(other, Some(Message::Text("still here".into())));
+                    break;
+                }
+            }
+        }
+        ws.close(CloseCode::NORMAL, "").await.unwrap();
+        while let Some(message) = ws.recv().await.unwrap() {
+            assert!(matches!(message, Message::Ping(_) | Message::Close { .. }));
+        }
+        let log = server.await.unwrap();
+        assert_eq!(log.end, Ok(()));
+        assert_eq!(log.close, Some((1000, String::new())));
+    })
+    .await;
+}
+
+// ----- the end of a connection after the closing handshake ------------------------------
+
+/// A server that sends Close right after the handshake, then lets the client's Close echo
+/// arrive unread and drops the socket: the kernel answers with a reset instead of a FIN
+/// (this is what the Autobahn fuzzing server does on `/getCaseCount`).
+fn closing_then_resetting_server(listener: std::net::TcpListener) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut conn = Connection::server(quiet_config());
+        let mut buf = [0; 4096];
+        loop {
+            let n = stream.read(&mut buf).unwrap();
+            conn.receive(&buf[..n]);
+            if let Some(wsproto::Event::Request(_)) = conn.next_event().unwrap() {
+                break;
+            }
+        }
+        conn.accept(Accept::new()).unwrap();
+        conn.send_text("1").unwrap();
+        conn.close(CloseCode::NORMAL, "").unwrap();
+        stream.write_all(conn.pending_output()).unwrap();
+        // The client's Close echo arrives and stays unread: closing now sends RST.
+        thread::sleep(Duration::from_millis(200));
+        drop(stream);
+    })
+}
+
+#[test]
+fn blocking_reset_after_closing_handshake_ends_cleanly() {
+    within(LIMIT, || {
+        let (listener, url) = std_listener();
+        let server = closing_then_resetting_server(listener);
+        let mut ws = WebSocket::connect(&url).unwrap();
+        assert_eq!(ws.read().unwrap(), Some(Message::Text("1".into())));
+        assert_eq!(ws.read().unwrap(), Some(close_message(1000, "")));
+        ws.flush().unwrap(); // the Close echo reaches the server, which leaves it unread
+        server.join().unwrap();
+        assert_eq!(ws.connection().state(), ConnectionState::Closed);
+        assert_eq!(ws.read().unwrap(), None);
+    });
+}
+
+#[tokio::test]
+async fn tokio_reset_after_closing_handshake_ends_cleanly() {
+    bounded(async {
+        let (listener, url) = std_listener();
+        let server = closing_then_resetting_server(listener);
+        let mut ws = WebSocketStream::connect(&url).await.unwrap();
+        assert_eq!(ws.recv().await.unwrap(), Some(Message::Text("1".into())));
+        assert_eq!(ws.recv().await.unwrap(), Some(close_message(1000, "")));
+        ws.flush().await.unwrap(); // the Close echo reaches the server, which leaves it unread
+        tokio::task::spawn_blocking(move || server.join().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(ws.connection().state(), ConnectionState::Closed);
+        assert_eq!(ws.recv().await.unwrap(), None);
+    })
+    .await;
+}

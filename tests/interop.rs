@@ -1,0 +1,621 @@
+//! Interop with WebSocket implementations nobody here wrote, over 127.0.0.1:
+//!
+//! - our `echo_server` and `echo_server_blocking` examples against the Python `websockets`
+//!   and Node `ws` clients (`tests/interop/py_client.py`, `node_client.js`);
+//! - our client (the blocking driver, the case runner below) against the Python and Node
+//!   echo servers, with the same case list;
+//! - the `chat` example in two headless Chromium pages (`chat_browser.js`), screenshot saved
+//!   as `<target>/chat.png`.
+//!
+//! Set-up, once per test run: `.ci/install-deps` (idempotent; when it fails the tests are
+//! skipped with a message, or fail when `CI` is set), then `cargo build --release
+//! --examples` into this test's own target directory (found from the test executable's
+//! path, `<target>/<profile>/deps/interop-*`), so the servers run as optimised builds and
+//! `cargo test --test interop` works on its own. Every child process is stopped when its
+//! handle drops and each test has an overall time limit. Timings go to stderr uncaptured.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+use wsproto::drivers::blocking::WebSocket;
+use wsproto::drivers::{Error, Message};
+use wsproto::{ClientRequest, CloseCode, Config, MessageKind};
+
+/// Prints past the test harness's capture, so CI logs show how long each part took.
+macro_rules! report {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stderr(), "interop: {}", format_args!($($arg)*));
+    }};
+}
+
+// ----- set-up ------------------------------------------------------------------------------
+
+struct Setup {
+    examples: PathBuf,
+    target: PathBuf,
+    python: PathBuf,
+}
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The target directory this test binary was built into.
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // <target>/<profile>/deps/interop-<hash>
+    exe.ancestors()
+        .nth(3)
+        .expect("test executable under <target>/<profile>/deps")
+        .to_path_buf()
+}
+
+static DEPS: OnceLock<Result<(), String>> = OnceLock::new();
+static EXAMPLES: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+
+/// Installs the peers and builds the examples once; `None` means skip this test.
+fn setup() -> Option<Setup> {
+    let deps = DEPS.get_or_init(|| {
+        let started = Instant::now();
+        let out = Command::new("bash")
+            .arg(repo().join(".ci/install-deps"))
+            .current_dir(repo())
+            .output()
+            .map_err(|e| format!("cannot run .ci/install-deps: {e}"))?;
+        report!(
+            "set-up: .ci/install-deps took {} ms",
+            started.elapsed().as_millis()
+        );
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                ".ci/install-deps failed ({}):\n{}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    });
+    if let Err(why) = deps {
+        if std::env::var_os("CI").is_some() {
+            panic!("{why}");
+        }
+        report!("SKIPPED (the interop peers are not installed; CI is unset): {why}");
+        return None;
+    }
+    let examples = EXAMPLES.get_or_init(|| {
+        let started = Instant::now();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let target = target_dir();
+        let out = Command::new(cargo)
+            .args(["build", "--release", "--examples", "--target-dir"])
+            .arg(&target)
+            .current_dir(repo())
+            .output()
+            .map_err(|e| format!("cannot run cargo: {e}"))?;
+        report!(
+            "set-up: cargo build --release --examples took {} ms",
+            started.elapsed().as_millis()
+        );
+        if out.status.success() {
+            Ok(target.join("release").join("examples"))
+        } else {
+            Err(format!(
+                "cargo build --release --examples failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    });
+    let examples = examples
+        .as_ref()
+        .unwrap_or_else(|why| panic!("{why}"))
+        .clone();
+    let deps_dir = std::env::var_os("WSPROTO_DEPS").map_or_else(
+        || PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/wsproto-deps"),
+        PathBuf::from,
+    );
+    Some(Setup {
+        examples,
+        target: target_dir(),
+        python: deps_dir.join("venv/bin/python"),
+    })
+}
+
+// ----- child processes -----------------------------------------------------------------
+
+/// PIDs of the children a test started, for the watchdog.
+type Pids = Arc<Mutex<Vec<u32>>>;
+
+/// Runs `body` on its own thread; past `limit`, kills every child it started and fails.
+fn with_limit(name: &str, limit: Duration, body: impl FnOnce(&Pids) + Send + 'static) {
+    let pids: Pids = Arc::default();
+    let (done, finished) = mpsc::channel();
+    let started = Instant::now();
+    let runner = {
+        let pids = Arc::clone(&pids);
+        thread::spawn(move || {
+            body(&pids);
+            let _ = done.send(());
+        })
+    };
+    match finished.recv_timeout(limit) {
+        Ok(()) => report!("{name}: passed in {} ms", started.elapsed().as_millis()),
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            report!("{name}: FAILED after {} ms", started.elapsed().as_millis());
+            if let Err(panic) = runner.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            for pid in pids.lock().unwrap().iter() {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+            panic!("{name}: did not finish within {limit:?}");
+        }
+    }
+}
+
+/// A child process whose stdout lines are collected; stopped (SIGTERM, then SIGKILL) on drop.
+struct Proc {
+    name: String,
+    child: std::process::Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Proc {
+    /// Starts `command`; its stderr goes to `<target>/interop/<name>.stderr`.
+    fn spawn(pids: &Pids, setup: &Setup, name: &str, command: &mut Command) -> Self {
+        let logs = setup.target.join("interop");
+        std::fs::create_dir_all(&logs).unwrap();
+        let stderr = std::fs::File::create(logs.join(format!("{name}.stderr"))).unwrap();
+        let mut child = command
+            .current_dir(repo())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        pids.lock().unwrap().push(child.id());
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            name: name.to_string(),
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a stdout line containing `needle` and returns it.
+    fn wait_line(&mut self, needle: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "{}: no line with {needle:?} within {limit:?}; output so far:\n{}",
+                    self.name,
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Waits for the process to exit; returns its status and every stdout line.
+    fn finish(mut self, limit: Duration) -> (ExitStatus, Vec<String>) {
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{} did not exit within {limit:?}; output:\n{}",
+                    self.name,
+                    self.seen.join("\n")
+                );
+            }
+            thread::sleep(Duration::from_millis(20));
+        };
+        // The pipe closes when the process exits; take what is left.
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            self.seen.push(line);
+        }
+        (status, std::mem::take(&mut self.seen))
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            // SIGTERM first: the browser driver closes Chromium on it.
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Checks a peer program's output contract: exit 0 and a final `interop: N passed, 0 failed`.
+fn assert_peer_passed(name: &str, status: ExitStatus, lines: &[String], want_passed: usize) {
+    for line in lines.iter().filter(|line| line.starts_with("FAIL")) {
+        report!("  {name}: {line}");
+    }
+    let last = lines.last().map_or("", String::as_str);
+    assert!(
+        status.success() && last == format!("interop: {want_passed} passed, 0 failed"),
+        "{name}: {status}, last line {last:?}; output:\n{}",
+        lines.join("\n")
+    );
+}
+
+/// The URL in a `listening on ws://...` line.
+fn url_in(line: &str) -> String {
+    let start = line.find("ws://").expect("a ws:// URL");
+    let url = line[start..].split_whitespace().next().unwrap();
+    format!("{}/", url.trim_end_matches('/'))
+}
+
+// ----- our servers, their clients -------------------------------------------------------
+
+/// The peers' case list: 7 sizes of text and binary, 2 fragmented, ping-pong, close.
+const CASES: usize = 18;
+
+fn our_server_their_client(server: &'static str, client: &'static str) {
+    let Some(setup) = setup() else { return };
+    let name = format!("{server} <- {client}");
+    with_limit(&name.clone(), Duration::from_secs(240), move |pids| {
+        let mut ours = Proc::spawn(
+            pids,
+            &setup,
+            server,
+            Command::new(setup.examples.join(server)).args(["--addr", "127.0.0.1:0"]),
+        );
+        let url = url_in(&ours.wait_line("listening on", Duration::from_secs(10)));
+        let started = Instant::now();
+        let mut command = match client {
+            "py_client.py" => Command::new(&setup.python),
+            _ => Command::new("node"),
+        };
+        command
+            .arg(format!("tests/interop/{client}"))
+            .args(["--url", &url, "--timeout", "180"]);
+        let (status, lines) =
+            Proc::spawn(pids, &setup, client, &mut command).finish(Duration::from_secs(200));
+        report!("{name}: client ran in {} ms", started.elapsed().as_millis());
+        assert_peer_passed(client, status, &lines, CASES);
+    });
+}
+
+#[test]
+fn echo_server_with_python_websockets_client() {
+    our_server_their_client("echo_server", "py_client.py");
+}
+
+#[test]
+fn echo_server_with_node_ws_client() {
+    our_server_their_client("echo_server", "node_client.js");
+}
+
+#[test]
+fn echo_server_blocking_with_python_websockets_client() {
+    our_server_their_client("echo_server_blocking", "py_client.py");
+}
+
+#[test]
+fn echo_server_blocking_with_node_ws_client() {
+    our_server_their_client("echo_server_blocking", "node_client.js");
+}
+
+// ----- our client, their servers --------------------------------------------------------
+
+const SIZES: [(&str, usize); 7] = [
+    ("0", 0),
+    ("125", 125),
+    ("126", 126),
+    ("65535", 65535),
+    ("65536", 65536),
+    ("1MiB", 1 << 20),
+    ("16MiB", 16 << 20),
+];
+const ASCII_UNIT: &str = "The quick brown fox jumps over the lazy dog 0123456789. ";
+const UTF8_UNIT: &str =
+    "wsproto h\u{e9}llo w\u{f6}rld \u{2713} \u{4e2d}\u{6587} \u{1f600} \u{2014} caf\u{e9} ";
+const FRAG_TEXT: &str = "fragmented \u{2713} text \u{1f600} across frames \u{2014} done";
+const PING_PAYLOAD: &[u8] = b"wsproto-ping-\x00\x01\xfe\xff";
+
+/// Text of exactly `n` UTF-8 bytes; from 65,535 bytes on it mixes 1- to 4-byte characters.
+fn make_text(n: usize) -> String {
+    let unit = if n >= 65535 { UTF8_UNIT } else { ASCII_UNIT };
+    let mut text = unit.repeat(n / unit.len());
+    for ch in unit.chars() {
+        if text.len() + ch.len_utf8() > n {
+            break;
+        }
+        text.push(ch);
+    }
+    let pad = n - text.len();
+    text.push_str(&".".repeat(pad));
+    text
+}
+
+/// `n` bytes of a 251-byte cycle.
+fn make_binary(n: usize) -> Vec<u8> {
+    (0..n).map(|i| ((i % 251) * 37 + 11) as u8).collect()
+}
+
+/// `FRAG_TEXT` cut inside the ✓ (after 1 byte), the 😀 (after 2) and the — (after 1).
+fn frag_text_pieces() -> Vec<&'static [u8]> {
+    let bytes = FRAG_TEXT.as_bytes();
+    let mut cuts = vec![0];
+    for (ch, k) in [('\u{2713}', 1), ('\u{1f600}', 2), ('\u{2014}', 1)] {
+        cuts.push(FRAG_TEXT.find(ch).unwrap() + k);
+    }
+    cuts.push(bytes.len());
+    cuts.windows(2).map(|w| &bytes[w[0]..w[1]]).collect()
+}
+
+type CaseResult = Result<String, String>;
+
+/// Reads the next data message; Pings and Pongs are skipped.
+fn next_message(ws: &mut WebSocket<std::net::TcpStream>) -> Result<Message, String> {
+    loop {
+        match ws.read().map_err(|e| e.to_string())? {
+            Some(Message::Ping(_) | Message::Pong(_)) => {}
+            Some(message) => return Ok(message),
+            None => return Err("connection closed".into()),
+        }
+    }
+}
+
+fn expect_echo(ws: &mut WebSocket<std::net::TcpStream>, want: &Message) -> CaseResult {
+    let got = next_message(ws)?;
+    let len = |m: &Message| match m {
+        Message::Text(t) => t.len(),
+        Message::Binary(b) => b.len(),
+        _ => 0,
+    };
+    if &got == want {
+        Ok(format!("{} bytes echoed", len(want)))
+    } else {
+        match (&got, want) {
+            (Message::Text(_), Message::Text(_)) | (Message::Binary(_), Message::Binary(_)) => {
+                Err(format!(
+                    "content differs: got {} bytes, want {}",
+                    len(&got),
+                    len(want)
+                ))
+            }
+            _ => Err(format!("wrong message type: {:?}", kind_of(&got))),
+        }
+    }
+}
+
+fn kind_of(message: &Message) -> &'static str {
+    match message {
+        Message::Text(_) => "text",
+        Message::Binary(_) => "binary",
+        Message::Ping(_) => "ping",
+        Message::Pong(_) => "pong",
+        Message::Close { .. } => "close",
+    }
+}
+
+/// Runs the case list on one connection; returns one line per case.
+fn run_cases(url: &str) -> Vec<(String, CaseResult)> {
+    let mut config = Config::default();
+    config.max_message_size = (16 << 20) + (64 << 10);
+    config.keepalive_interval = None;
+    let mut ws = match ClientRequest::new(url)
+        .map_err(Error::from)
+        .and_then(|request| WebSocket::connect_with(request, config))
+    {
+        Ok(ws) => ws,
+        Err(e) => return vec![("connect".into(), Err(e.to_string()))],
+    };
+    let mut results = Vec::new();
+    let mut record = |name: String, started: Instant, result: CaseResult| {
+        let result =
+            result.map(|detail| format!("{detail} [{} ms]", started.elapsed().as_millis()));
+        results.push((name, result));
+    };
+    for kind in [MessageKind::Text, MessageKind::Binary] {
+        for (label, n) in SIZES {
+            let started = Instant::now();
+            let (name, want) = match kind {
+                MessageKind::Text => (format!("text-{label}"), Message::Text(make_text(n))),
+                MessageKind::Binary => (format!("binary-{label}"), Message::Binary(make_binary(n))),
+            };
+            let sent = match &want {
+                Message::Text(text) => ws.send_text(text),
+                Message::Binary(data) => ws.send_binary(data),
+                _ => unreachable!(),
+            };
+            let result = sent
+                .map_err(|e| e.to_string())
+                .and_then(|()| expect_echo(&mut ws, &want));
+            record(name, started, result);
+        }
+    }
+
+    let started = Instant::now();
+    let result = (|| {
+        for piece in frag_text_pieces() {
+            ws.send_fragment(MessageKind::Text, piece, false)
+                .map_err(|e| e.to_string())?;
+        }
+        ws.send_fragment(MessageKind::Text, b"", true)
+            .map_err(|e| e.to_string())?;
+        expect_echo(&mut ws, &Message::Text(FRAG_TEXT.into()))
+    })();
+    record("fragmented-text".into(), started, result);
+
+    let started = Instant::now();
+    let data = make_binary(71_001);
+    let result = (|| {
+        for piece in [&data[..1000], &data[1000..71_000], &data[71_000..]] {
+            ws.send_fragment(MessageKind::Binary, piece, false)
+                .map_err(|e| e.to_string())?;
+        }
+        ws.send_fragment(MessageKind::Binary, b"", true)
+            .map_err(|e| e.to_string())?;
+        expect_echo(&mut ws, &Message::Binary(data.clone()))
+    })();
+    record("fragmented-binary".into(), started, result);
+
+    let started = Instant::now();
+    let result = (|| {
+        ws.send_ping(PING_PAYLOAD).map_err(|e| e.to_string())?;
+        loop {
+            match ws.read().map_err(|e| e.to_string())? {
+                Some(Message::Pong(payload)) if payload == PING_PAYLOAD => {
+                    return Ok(format!("pong payload {PING_PAYLOAD:?}"));
+                }
+                Some(Message::Ping(_)) => {}
+                other => return Err(format!("expected the pong, got {other:?}")),
+            }
+        }
+    })();
+    record("ping-pong".into(), started, result);
+
+    let started = Instant::now();
+    let result = (|| {
+        ws.close(CloseCode::NORMAL, "bye")
+            .map_err(|e| e.to_string())?;
+        let (code, reason) = match ws.read().map_err(|e| e.to_string())? {
+            Some(Message::Close { code, reason }) => (code, reason),
+            other => return Err(format!("expected the server's Close, got {other:?}")),
+        };
+        match ws.read() {
+            Ok(None) => {}
+            other => return Err(format!("expected the end after the Close, got {other:?}")),
+        }
+        let echoed = if reason == "bye" {
+            "reason echoed"
+        } else {
+            "reason not echoed"
+        };
+        let detail = format!("server close frame: {code}, reason {reason:?} ({echoed})");
+        if code == CloseCode::NORMAL {
+            Ok(detail)
+        } else {
+            Err(detail)
+        }
+    })();
+    record("close-1000".into(), started, result);
+    results
+}
+
+fn our_client_their_server(server: &'static str) {
+    let Some(setup) = setup() else { return };
+    let name = format!("our client -> {server}");
+    with_limit(&name.clone(), Duration::from_secs(240), move |pids| {
+        let mut command = match server {
+            "py_echo_server.py" => Command::new(&setup.python),
+            _ => Command::new("node"),
+        };
+        command.arg(format!("tests/interop/{server}")).args([
+            "--port",
+            "0",
+            "--max-connections",
+            "1",
+            "--timeout",
+            "180",
+        ]);
+        let mut theirs = Proc::spawn(pids, &setup, server, &mut command);
+        let url = url_in(&theirs.wait_line("listening on", Duration::from_secs(30)));
+        let started = Instant::now();
+        let results = run_cases(&url);
+        report!("{name}: cases ran in {} ms", started.elapsed().as_millis());
+        let mut failed = Vec::new();
+        for (case, result) in &results {
+            if let Err(detail) = result {
+                report!("  FAIL {case}: {detail}");
+                failed.push(case.as_str());
+            }
+        }
+        assert!(
+            failed.is_empty(),
+            "{name}: failed cases {failed:?}: {results:#?}"
+        );
+        assert_eq!(results.len(), CASES);
+        // The server judges our closing handshake: it must count one clean connection.
+        let (status, lines) = theirs.finish(Duration::from_secs(30));
+        assert_peer_passed(server, status, &lines, 1);
+    });
+}
+
+#[test]
+fn client_with_python_websockets_server() {
+    our_client_their_server("py_echo_server.py");
+}
+
+#[test]
+fn client_with_node_ws_server() {
+    our_client_their_server("node_echo_server.js");
+}
+
+// ----- the chat page in Chromium ----------------------------------------------------------
+
+#[test]
+fn chat_in_headless_chromium() {
+    let Some(setup) = setup() else { return };
+    with_limit("chat in chromium", Duration::from_secs(150), move |pids| {
+        let mut chat = Proc::spawn(
+            pids,
+            &setup,
+            "chat",
+            Command::new(setup.examples.join("chat")).args(["--addr", "127.0.0.1:0"]),
+        );
+        let line = chat.wait_line("chat: open http://", Duration::from_secs(10));
+        let url = line
+            .split_whitespace()
+            .find(|word| word.starts_with("http://"))
+            .unwrap()
+            .to_string();
+        let screenshot = setup.target.join("chat.png");
+        let (status, lines) = Proc::spawn(
+            pids,
+            &setup,
+            "chat_browser.js",
+            Command::new("node")
+                .arg("tests/interop/chat_browser.js")
+                .args(["--url", &url, "--timeout", "120", "--screenshot"])
+                .arg(&screenshot),
+        )
+        .finish(Duration::from_secs(135));
+        assert_peer_passed("chat_browser.js", status, &lines, 7);
+        report!("chat in chromium: screenshot at {}", screenshot.display());
+    });
+}

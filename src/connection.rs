@@ -301,6 +301,13 @@ impl Connection {
         self.subprotocol.as_deref()
     }
 
+    /// Whether permessage-deflate (RFC 7692) was agreed in the handshake.
+    #[cfg(feature = "deflate")]
+    #[must_use]
+    pub fn is_deflate_negotiated(&self) -> bool {
+        self.codec.is_some()
+    }
+
     /// The configuration it runs with.
     #[must_use]
     pub fn config(&self) -> &Config {

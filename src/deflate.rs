@@ -81,6 +81,8 @@ pub(crate) struct Codec {
     threshold: usize,
     inflater: Option<Box<Decompress>>,
     deflater: Option<Box<Compress>>,
+    /// The last four compressed bytes of the message being inflated.
+    received_tail: [u8; 4],
 }
 
 impl core::fmt::Debug for Codec {
@@ -101,6 +103,7 @@ impl Codec {
             threshold: config.threshold,
             inflater: None,
             deflater: None,
+            received_tail: [0; 4],
         }
     }
 
@@ -112,6 +115,7 @@ impl Codec {
         out: &mut Vec<u8>,
         limit: usize,
     ) -> Result<(), InflateError> {
+        remember_tail(&mut self.received_tail, input);
         let inflater = self
             .inflater
             .get_or_insert_with(|| Box::new(Decompress::new(false)));
@@ -160,7 +164,15 @@ impl Codec {
         out: &mut Vec<u8>,
         limit: usize,
     ) -> Result<(), InflateError> {
-        self.inflate(&SYNC_TAIL, out, limit)?;
+        // Some peers (Python websockets among them) flush every fragment and then send an
+        // empty final fragment, so the message already ends with the whole empty block. A
+        // conforming message never ends in 0xff (its last byte holds the stripped block's
+        // header bits and zero padding), so this cannot misread one; appending the tail
+        // again would leave the inflater inside a half-read block header.
+        if self.received_tail != SYNC_TAIL {
+            self.inflate(&SYNC_TAIL, out, limit)?;
+        }
+        self.received_tail = [0; 4];
         if self.params.receive_no_context_takeover {
             // Nothing is carried over, so the 32 KiB window need not be kept either.
             self.inflater = None;
@@ -185,6 +197,7 @@ impl Codec {
                 bits,
             ))
         });
+        let start = out.len();
         let mut input = data;
         loop {
             out.reserve(input.len() / 2 + 64);
@@ -202,10 +215,26 @@ impl Codec {
             if out.ends_with(&SYNC_TAIL) {
                 out.truncate(out.len() - SYNC_TAIL.len());
             }
+            if out.len() == start {
+                // Nothing new since the previous fragment's flush (zlib will not flush
+                // twice): the message must still end in an empty stored block's header,
+                // whose length bytes are the stripped tail (RFC 7692 §7.2.1, §7.2.3.6).
+                out.push(0x00);
+            }
             if self.params.send_no_context_takeover {
                 self.deflater = None;
             }
         }
+    }
+}
+
+/// Keeps the last four bytes of the compressed stream in `tail`.
+fn remember_tail(tail: &mut [u8; 4], input: &[u8]) {
+    if input.len() >= 4 {
+        tail.copy_from_slice(&input[input.len() - 4..]);
+    } else {
+        tail.rotate_left(input.len());
+        tail[4 - input.len()..].copy_from_slice(input);
     }
 }
 
@@ -277,6 +306,37 @@ mod tests {
             "capacity {}",
             out.capacity()
         );
+    }
+
+    #[test]
+    fn empty_final_fragment_after_a_flush() {
+        let mut first = Vec::new();
+        let mut last = Vec::new();
+        let mut sender = codec(15);
+        sender.deflate(b"Hello", &mut first, false);
+        assert!(first.ends_with(&SYNC_TAIL));
+        sender.deflate(b"", &mut last, true);
+        assert_eq!(
+            last,
+            [0x00],
+            "a fresh empty block header, its length bytes stripped"
+        );
+        let mut next = Vec::new();
+        sender.deflate(b"again", &mut next, true);
+        // The conforming ending and the empty one some peers send both inflate, and the
+        // next message still does.
+        for ending in [&last[..], &[][..]] {
+            let mut receiver = codec(15);
+            let mut out = Vec::new();
+            receiver.inflate(&first, &mut out, 100).unwrap();
+            receiver.inflate(ending, &mut out, 100).unwrap();
+            receiver.finish_inflate(&mut out, 100).unwrap();
+            assert_eq!(out, b"Hello");
+            let mut out = Vec::new();
+            receiver.inflate(&next, &mut out, 100).unwrap();
+            receiver.finish_inflate(&mut out, 100).unwrap();
+            assert_eq!(out, b"again");
+        }
     }
 
     #[test]

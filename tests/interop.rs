@@ -292,15 +292,21 @@ fn url_in(line: &str) -> String {
 /// The peers' case list: 7 sizes of text and binary, 2 fragmented, ping-pong, close.
 const CASES: usize = 18;
 
-fn our_server_their_client(server: &'static str, client: &'static str) {
+fn our_server_their_client(server: &'static str, client: &'static str, deflate: bool) {
     let Some(setup) = setup() else { return };
-    let name = format!("{server} <- {client}");
+    let name = format!(
+        "{server} <- {client}{}",
+        if deflate { " (deflate)" } else { "" }
+    );
+    let flag: &[&str] = if deflate { &["--deflate"] } else { &[] };
     with_limit(&name.clone(), Duration::from_secs(240), move |pids| {
         let mut ours = Proc::spawn(
             pids,
             &setup,
             server,
-            Command::new(setup.examples.join(server)).args(["--addr", "127.0.0.1:0"]),
+            Command::new(setup.examples.join(server))
+                .args(["--addr", "127.0.0.1:0"])
+                .args(flag),
         );
         let url = url_in(&ours.wait_line("listening on", Duration::from_secs(10)));
         let started = Instant::now();
@@ -310,7 +316,9 @@ fn our_server_their_client(server: &'static str, client: &'static str) {
         };
         command
             .arg(format!("tests/interop/{client}"))
-            .args(["--url", &url, "--timeout", "180"]);
+            .args(["--url", &url, "--timeout", "180"])
+            // With --deflate the peer fails unless permessage-deflate was negotiated.
+            .args(flag);
         let (status, lines) =
             Proc::spawn(pids, &setup, client, &mut command).finish(Duration::from_secs(200));
         report!("{name}: client ran in {} ms", started.elapsed().as_millis());
@@ -320,22 +328,32 @@ fn our_server_their_client(server: &'static str, client: &'static str) {
 
 #[test]
 fn echo_server_with_python_websockets_client() {
-    our_server_their_client("echo_server", "py_client.py");
+    our_server_their_client("echo_server", "py_client.py", false);
 }
 
 #[test]
 fn echo_server_with_node_ws_client() {
-    our_server_their_client("echo_server", "node_client.js");
+    our_server_their_client("echo_server", "node_client.js", false);
 }
 
 #[test]
 fn echo_server_blocking_with_python_websockets_client() {
-    our_server_their_client("echo_server_blocking", "py_client.py");
+    our_server_their_client("echo_server_blocking", "py_client.py", false);
 }
 
 #[test]
 fn echo_server_blocking_with_node_ws_client() {
-    our_server_their_client("echo_server_blocking", "node_client.js");
+    our_server_their_client("echo_server_blocking", "node_client.js", false);
+}
+
+#[test]
+fn echo_server_deflate_with_python_websockets_client() {
+    our_server_their_client("echo_server", "py_client.py", true);
+}
+
+#[test]
+fn echo_server_deflate_with_node_ws_client() {
+    our_server_their_client("echo_server", "node_client.js", true);
 }
 
 // ----- our client, their servers --------------------------------------------------------
@@ -433,10 +451,13 @@ fn kind_of(message: &Message) -> &'static str {
 }
 
 /// Runs the case list on one connection; returns one line per case.
-fn run_cases(url: &str) -> Vec<(String, CaseResult)> {
+fn run_cases(url: &str, deflate: bool) -> Vec<(String, CaseResult)> {
     let mut config = Config::default();
     config.max_message_size = (16 << 20) + (64 << 10);
     config.keepalive_interval = None;
+    if deflate {
+        config.deflate = Some(wsproto::DeflateConfig::default());
+    }
     let mut ws = match ClientRequest::new(url)
         .map_err(Error::from)
         .and_then(|request| WebSocket::connect_with(request, config))
@@ -444,6 +465,12 @@ fn run_cases(url: &str) -> Vec<(String, CaseResult)> {
         Ok(ws) => ws,
         Err(e) => return vec![("connect".into(), Err(e.to_string()))],
     };
+    if deflate && !ws.connection().is_deflate_negotiated() {
+        return vec![(
+            "deflate".into(),
+            Err("permessage-deflate was not negotiated".into()),
+        )];
+    }
     let mut results = Vec::new();
     let mut record = |name: String, started: Instant, result: CaseResult| {
         let result =
@@ -537,9 +564,12 @@ fn run_cases(url: &str) -> Vec<(String, CaseResult)> {
     results
 }
 
-fn our_client_their_server(server: &'static str) {
+fn our_client_their_server(server: &'static str, deflate: bool) {
     let Some(setup) = setup() else { return };
-    let name = format!("our client -> {server}");
+    let name = format!(
+        "our client -> {server}{}",
+        if deflate { " (deflate)" } else { "" }
+    );
     with_limit(&name.clone(), Duration::from_secs(240), move |pids| {
         let mut command = match server {
             "py_echo_server.py" => Command::new(&setup.python),
@@ -553,10 +583,13 @@ fn our_client_their_server(server: &'static str) {
             "--timeout",
             "180",
         ]);
+        if deflate {
+            command.arg("--deflate");
+        }
         let mut theirs = Proc::spawn(pids, &setup, server, &mut command);
         let url = url_in(&theirs.wait_line("listening on", Duration::from_secs(30)));
         let started = Instant::now();
-        let results = run_cases(&url);
+        let results = run_cases(&url, deflate);
         report!("{name}: cases ran in {} ms", started.elapsed().as_millis());
         let mut failed = Vec::new();
         for (case, result) in &results {
@@ -578,12 +611,17 @@ fn our_client_their_server(server: &'static str) {
 
 #[test]
 fn client_with_python_websockets_server() {
-    our_client_their_server("py_echo_server.py");
+    our_client_their_server("py_echo_server.py", false);
+}
+
+#[test]
+fn client_deflate_with_python_websockets_server() {
+    our_client_their_server("py_echo_server.py", true);
 }
 
 #[test]
 fn client_with_node_ws_server() {
-    our_client_their_server("node_echo_server.js");
+    our_client_their_server("node_echo_server.js", false);
 }
 
 // ----- the chat page in Chromium ----------------------------------------------------------
@@ -604,6 +642,19 @@ fn chat_in_headless_chromium() {
             .find(|word| word.starts_with("http://"))
             .unwrap()
             .to_string();
+        // Chromium also negotiates permessage-deflate with the echo server and exchanges
+        // 1 MiB messages with it.
+        let mut echo = Proc::spawn(
+            pids,
+            &setup,
+            "echo_server",
+            Command::new(setup.examples.join("echo_server")).args([
+                "--addr",
+                "127.0.0.1:0",
+                "--deflate",
+            ]),
+        );
+        let echo_url = url_in(&echo.wait_line("listening on", Duration::from_secs(10)));
         let screenshot = setup.target.join("chat.png");
         let (status, lines) = Proc::spawn(
             pids,
@@ -611,11 +662,12 @@ fn chat_in_headless_chromium() {
             "chat_browser.js",
             Command::new("node")
                 .arg("tests/interop/chat_browser.js")
-                .args(["--url", &url, "--timeout", "120", "--screenshot"])
+                .args(["--url", &url, "--echo-url", &echo_url, "--timeout", "120"])
+                .arg("--screenshot")
                 .arg(&screenshot),
         )
         .finish(Duration::from_secs(135));
-        assert_peer_passed("chat_browser.js", status, &lines, 7);
+        assert_peer_passed("chat_browser.js", status, &lines, 8);
         report!("chat in chromium: screenshot at {}", screenshot.display());
     });
 }

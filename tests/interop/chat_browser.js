@@ -13,7 +13,7 @@ const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable
   '--disable-component-update', '--no-first-run', '--disable-sync', '--disable-quic'];
 
 const HELP = `Usage: node chat_browser.js --url http://127.0.0.1:P/ [--screenshot PATH] [--timeout SEC]
-                          [--step-timeout SEC] [--chromium PATH]
+                          [--step-timeout SEC] [--chromium PATH] [--echo-url ws://HOST:P/]
 
 Opens the chat page at URL in two headless Chromium pages (A and B, separate browser contexts),
 waits until both show '#status' with text 'connected', types a unique message into '#message' in
@@ -27,6 +27,8 @@ Options:
   --timeout SEC        overall time limit (default 120)
   --step-timeout SEC   time limit per step (default 30)
   --chromium PATH      browser executable (default /usr/bin/chromium, from .ci/install-deps)
+  --echo-url URL       also check, from page B, that Chromium negotiates permessage-deflate with
+                       the echo server at URL and gets 1 MiB text and binary messages back intact
 
 One line per step (PASS/FAIL), '#' lines are information (page console errors, diagnostics),
 final line 'interop: N passed, M failed'.  Exit status 0 only when nothing failed.`;
@@ -37,7 +39,7 @@ function usageError(msg) {
 }
 
 function parseArgs(argv) {
-  const args = { url: null, screenshot: DEFAULT_SCREENSHOT, timeout: 120, stepTimeout: 30, chromium: '/usr/bin/chromium' };
+  const args = { url: null, screenshot: DEFAULT_SCREENSHOT, timeout: 120, stepTimeout: 30, chromium: '/usr/bin/chromium', echoUrl: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -55,6 +57,7 @@ function parseArgs(argv) {
     else if (a === '--timeout') args.timeout = number();
     else if (a === '--step-timeout') args.stepTimeout = number();
     else if (a === '--chromium') args.chromium = value();
+    else if (a === '--echo-url') args.echoUrl = value();
     else usageError(`unknown argument ${a}`);
   }
   if (!args.url) usageError('--url is required');
@@ -65,7 +68,7 @@ const STEPS = ['launch-browser', 'page-a-connected', 'page-b-connected', 'send-f
   'received-in-b', 'shown-in-a', 'screenshot'];
 
 class Report {
-  constructor() { this.pending = [...STEPS]; this.passed = 0; this.failed = 0; this.done = false; }
+  constructor(steps) { this.pending = [...steps]; this.passed = 0; this.failed = 0; this.done = false; }
   record(name, ok, detail, ms) {
     if (this.done) return; // late results after the overall timeout fired
     const i = this.pending.indexOf(name);
@@ -99,6 +102,29 @@ async function step(report, name, fn) {
   report.record(name, true, detail, Date.now() - t);
 }
 
+// Runs in the page: connects to an echo server, requires permessage-deflate, and checks that a
+// 1 MiB text (multibyte) and a 1 MiB binary message come back unchanged.
+async function largeDeflateEcho(url) {
+  const ws = new WebSocket(url);
+  ws.binaryType = 'arraybuffer';
+  const next = () => new Promise((resolve, reject) => {
+    ws.onmessage = (e) => resolve(e.data);
+    ws.onclose = (e) => reject(new Error(`closed with ${e.code} ${e.reason}`));
+    ws.onerror = () => reject(new Error('websocket error'));
+  });
+  await new Promise((resolve, reject) => { ws.onopen = resolve; ws.onerror = () => reject(new Error('cannot connect')); });
+  if (!ws.extensions.includes('permessage-deflate')) throw new Error(`extensions: ${JSON.stringify(ws.extensions)}`);
+  const text = 'défi ✓ 😀 '.repeat(1 << 20).slice(0, 1 << 20);
+  ws.send(text);
+  if ((await next()) !== text) throw new Error('1 MiB text came back different');
+  const bytes = new Uint8Array(1 << 20).map((_, i) => (i * 31) % 251);
+  ws.send(bytes);
+  const back = new Uint8Array(await next());
+  if (back.length !== bytes.length || back.some((b, i) => b !== bytes[i])) throw new Error('1 MiB binary came back different');
+  ws.close(1000);
+  return `negotiated ${JSON.stringify(ws.extensions)}; 1 MiB text and binary echoed`;
+}
+
 function statusIsConnected() {
   const el = document.querySelector('#status');
   return !!el && el.textContent.trim() === 'connected';
@@ -130,7 +156,7 @@ async function main() {
     console.error(`chat_browser.js: cannot load 'playwright-core' (${e.message}); run .ci/install-deps`);
     process.exit(2);
   }
-  const report = new Report();
+  const report = new Report(args.echoUrl ? [...STEPS, 'deflate-echo'] : STEPS);
   const stepMs = args.stepTimeout * 1000;
   let browser = null;
 
@@ -204,6 +230,9 @@ async function main() {
       if (size === 0) throw new Error(`${args.screenshot} is empty`);
       return `page B saved to ${args.screenshot} (${size} bytes)`;
     });
+    if (args.echoUrl) {
+      await step(report, 'deflate-echo', () => pages.B.evaluate(largeDeflateEcho, args.echoUrl));
+    }
   } catch (e) {
     if (!(e instanceof StepFailed)) {
       console.log(`FAIL internal error: ${e && e.stack ? e.stack : e}`);

@@ -33,15 +33,23 @@ impl RecvBuffer {
 
     /// Moves `live_start..filled` to the front when the spare room is below `want`, then
     /// grows the buffer to `want` spare bytes. Returns how far the live bytes moved down.
-    pub(crate) fn make_room(&mut self, live_start: usize, want: usize) -> usize {
+    ///
+    /// Growth doubles the capacity, for few reallocations on large messages, but never past
+    /// `bound` (unless `want` itself needs more), so the limits hold for memory too.
+    pub(crate) fn make_room(&mut self, live_start: usize, want: usize, bound: usize) -> usize {
         let mut shift = 0;
         if self.buf.len() - self.filled < want && live_start > 0 {
             self.buf.copy_within(live_start..self.filled, 0);
             self.filled -= live_start;
             shift = live_start;
         }
-        if self.buf.len() - self.filled < want {
-            self.buf.resize(self.filled + want, 0);
+        let needed = self.filled + want;
+        if self.buf.len() < needed {
+            if self.buf.capacity() < needed {
+                let capacity = needed.max(self.buf.capacity().saturating_mul(2).min(bound));
+                self.buf.reserve_exact(capacity - self.buf.len());
+            }
+            self.buf.resize(needed, 0);
         }
         shift
     }

@@ -33,7 +33,7 @@ use crate::entropy::Entropy;
 use crate::error::{Error, ProtocolError, UsageError};
 use crate::event::{Event, MessageKind};
 use crate::extension::{self, Negotiated, RSV1};
-use crate::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, Opcode};
+use crate::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, Opcode};
 use crate::handshake::{
     self, Accept, ClientRequest, HandshakeError, HeadScanner, Request, Response,
 };
@@ -394,7 +394,9 @@ impl Connection {
 
     fn make_room(&mut self, want: usize) {
         self.release_if_drained();
-        let shift = self.recv.make_room(self.live_start(), want);
+        let shift = self
+            .recv
+            .make_room(self.live_start(), want, self.receive_bound());
         if shift > 0 {
             self.parse_pos -= shift;
             if let Some(m) = &mut self.message {
@@ -402,6 +404,14 @@ impl Connection {
                 m.end -= shift;
             }
         }
+    }
+
+    /// The most the receive buffer needs: a whole message or request head, a control frame
+    /// and the frame headers around them, and one read.
+    fn receive_bound(&self) -> usize {
+        let held = self.config.max_message_size.max(self.config.max_head_size);
+        held.saturating_add(self.config.read_buffer_size)
+            .saturating_add(2 * (MAX_HEADER_LEN + MAX_CONTROL_PAYLOAD))
     }
 
     /// An idle connection holds no receive buffer: free it once every byte is processed.

@@ -1,0 +1,312 @@
+//! Decoding: every implementation reads the same pre-encoded stream from an in-memory socket
+//! that returns at most 64 KiB per read, through its complete-message API, text validated.
+//!
+//! `cargo bench --bench decode`
+
+mod common;
+
+use common::{
+    FASTWEBSOCKETS, MAX_READ, MemSocket, OP_BINARY, OP_TEXT, OURS, Rng, Sender, TOKIO_WEBSOCKETS,
+    TUNGSTENITE,
+};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use futures_util::StreamExt as _;
+use std::hint::black_box;
+use wsproto::{Config, Connection, Event};
+
+/// One decode case: `count` messages of `size` bytes, as the peer `sender` frames them.
+struct Case {
+    name: &'static str,
+    sender: Sender,
+    opcode: u8,
+    count: usize,
+    size: usize,
+    multibyte: bool,
+    fragment: Option<usize>,
+    /// Also time a memcpy of the stream through a 64 KiB buffer.
+    memcpy: bool,
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "server_text_16B_x100000",
+        sender: Sender::Client,
+        opcode: OP_TEXT,
+        count: 100_000,
+        size: 16,
+        multibyte: false,
+        fragment: None,
+        memcpy: false,
+    },
+    Case {
+        name: "server_binary_1KiB_x20000",
+        sender: Sender::Client,
+        opcode: OP_BINARY,
+        count: 20_000,
+        size: 1 << 10,
+        multibyte: false,
+        fragment: None,
+        memcpy: false,
+    },
+    Case {
+        name: "server_binary_64KiB_x1000",
+        sender: Sender::Client,
+        opcode: OP_BINARY,
+        count: 1_000,
+        size: 64 << 10,
+        multibyte: false,
+        fragment: None,
+        memcpy: true,
+    },
+    Case {
+        name: "server_binary_1MiB_x64",
+        sender: Sender::Client,
+        opcode: OP_BINARY,
+        count: 64,
+        size: 1 << 20,
+        multibyte: false,
+        fragment: None,
+        memcpy: true,
+    },
+    Case {
+        name: "server_text_1MiB_multibyte_x64",
+        sender: Sender::Client,
+        opcode: OP_TEXT,
+        count: 64,
+        size: 1 << 20,
+        multibyte: true,
+        fragment: None,
+        memcpy: false,
+    },
+    Case {
+        name: "server_binary_1MiB_in_1KiB_fragments_x64",
+        sender: Sender::Client,
+        opcode: OP_BINARY,
+        count: 64,
+        size: 1 << 20,
+        multibyte: false,
+        fragment: Some(1 << 10),
+        memcpy: false,
+    },
+    Case {
+        name: "client_binary_1KiB_x20000",
+        sender: Sender::Server,
+        opcode: OP_BINARY,
+        count: 20_000,
+        size: 1 << 10,
+        multibyte: false,
+        fragment: None,
+        memcpy: false,
+    },
+    Case {
+        name: "client_binary_1MiB_x64",
+        sender: Sender::Server,
+        opcode: OP_BINARY,
+        count: 64,
+        size: 1 << 20,
+        multibyte: false,
+        fragment: None,
+        memcpy: true,
+    },
+];
+
+/// The largest message any case sends, with room: limits are raised to this for everyone.
+const LIMIT: usize = 64 << 20;
+
+fn messages(case: &Case, rng: &mut Rng) -> Vec<Vec<u8>> {
+    (0..case.count)
+        .map(|_| match (case.opcode, case.multibyte) {
+            (OP_TEXT, true) => common::multibyte_text(rng, case.size),
+            (OP_TEXT, false) => common::ascii_text(rng, case.size),
+            _ => rng.bytes(case.size),
+        })
+        .collect()
+}
+
+// ----- the implementations: each returns the payload bytes it was handed ---------------------
+
+fn wsproto(stream: &[u8], sender: Sender, count: usize) -> usize {
+    let mut config = Config::default();
+    config.max_message_size = LIMIT;
+    let mut conn = match sender {
+        Sender::Client => Connection::upgraded_server(config),
+        Sender::Server => Connection::upgraded_client(config, |d: &mut [u8]| d.fill(0x5a)),
+    };
+    let mut socket = MemSocket::new(stream);
+    let (mut got, mut bytes) = (0, 0);
+    loop {
+        while let Some(event) = conn.next_event().expect("a valid stream") {
+            match event {
+                Event::Text(text) => bytes += black_box(text).len(),
+                Event::Binary(data) => bytes += black_box(data).len(),
+                _ => continue,
+            }
+            got += 1;
+        }
+        if got == count {
+            return bytes;
+        }
+        let n = socket.read_into(conn.receive_buffer());
+        assert!(n > 0, "the stream ended early");
+        conn.commit(n);
+    }
+}
+
+fn tungstenite(stream: &[u8], sender: Sender, count: usize) -> usize {
+    use tungstenite::protocol::{Message, Role, WebSocket, WebSocketConfig};
+    let role = match sender {
+        Sender::Client => Role::Server,
+        Sender::Server => Role::Client,
+    };
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(LIMIT))
+        .max_frame_size(Some(LIMIT));
+    let mut ws = WebSocket::from_raw_socket(MemSocket::new(stream), role, Some(config));
+    let mut bytes = 0;
+    for _ in 0..count {
+        bytes += match ws.read().expect("a valid stream") {
+            Message::Text(text) => black_box(text).len(),
+            Message::Binary(data) => black_box(data).len(),
+            other => panic!("unexpected {other:?}"),
+        };
+    }
+    bytes
+}
+
+fn fastwebsockets(
+    rt: &tokio::runtime::Runtime,
+    stream: &[u8],
+    sender: Sender,
+    count: usize,
+) -> usize {
+    use fastwebsockets::{FragmentCollector, OpCode, Role, WebSocket};
+    let role = match sender {
+        Sender::Client => Role::Server,
+        Sender::Server => Role::Client,
+    };
+    rt.block_on(async {
+        let mut ws = WebSocket::after_handshake(MemSocket::new(stream), role);
+        ws.set_max_message_size(LIMIT);
+        let mut ws = FragmentCollector::new(ws);
+        let mut bytes = 0;
+        for _ in 0..count {
+            let frame = ws.read_frame().await.expect("a valid stream");
+            assert!(matches!(frame.opcode, OpCode::Text | OpCode::Binary));
+            bytes += black_box(&frame.payload[..]).len();
+        }
+        bytes
+    })
+}
+
+fn tokio_websockets(
+    rt: &tokio::runtime::Runtime,
+    stream: &[u8],
+    sender: Sender,
+    count: usize,
+) -> usize {
+    use tokio_websockets::{ClientBuilder, Limits, ServerBuilder};
+    rt.block_on(async {
+        let limits = Limits::default().max_payload_len(Some(LIMIT));
+        let socket = MemSocket::new(stream);
+        let mut ws = match sender {
+            Sender::Client => ServerBuilder::new().limits(limits).serve(socket),
+            Sender::Server => ClientBuilder::new().limits(limits).take_over(socket),
+        };
+        let mut bytes = 0;
+        for _ in 0..count {
+            let message = ws.next().await.expect("more").expect("a valid stream");
+            bytes += match message.as_text() {
+                Some(text) => black_box(text).len(),
+                None => black_box(&message.as_payload()[..]).len(),
+            };
+        }
+        bytes
+    })
+}
+
+/// The reference: the stream copied through a 64 KiB buffer, as a proxy that only forwards.
+fn memcpy(stream: &[u8], buf: &mut [u8]) -> usize {
+    let mut socket = MemSocket::new(stream);
+    let mut total = 0;
+    loop {
+        let n = socket.read_into(buf);
+        if n == 0 {
+            return total;
+        }
+        total += black_box(&buf[..n]).len();
+    }
+}
+
+fn bench_decode(c: &mut Criterion) {
+    let rt = common::runtime();
+    let filter: Option<String> = std::env::var("DECODE_CASE").ok();
+    for case in CASES {
+        if filter.as_deref().is_some_and(|f| !case.name.contains(f)) {
+            continue;
+        }
+        let mut rng = Rng::new(0x5eed ^ case.size as u64);
+        let payloads = messages(case, &mut rng);
+        let expected: usize = payloads.iter().map(Vec::len).sum();
+        let stream = common::encode_stream(
+            &mut rng.clone(),
+            case.sender,
+            case.opcode,
+            &payloads,
+            case.fragment,
+        );
+        // Text validation costs what decoding the same bytes as binary does not.
+        let as_binary = (case.opcode == OP_TEXT && case.multibyte).then(|| {
+            common::encode_stream(
+                &mut rng.clone(),
+                case.sender,
+                OP_BINARY,
+                &payloads,
+                case.fragment,
+            )
+        });
+        drop(payloads);
+
+        // Everyone must hand over every byte before being timed.
+        let (s, n) = (&stream[..], case.count);
+        assert_eq!(wsproto(s, case.sender, n), expected, "{OURS}");
+        assert_eq!(tungstenite(s, case.sender, n), expected, "{TUNGSTENITE}");
+        assert_eq!(
+            fastwebsockets(&rt, s, case.sender, n),
+            expected,
+            "{FASTWEBSOCKETS}"
+        );
+        assert_eq!(
+            tokio_websockets(&rt, s, case.sender, n),
+            expected,
+            "{TOKIO_WEBSOCKETS}"
+        );
+
+        let mut group = c.benchmark_group(format!("decode_{}", case.name));
+        group.throughput(Throughput::Bytes(expected as u64));
+        group.bench_function(OURS, |b| b.iter(|| wsproto(s, case.sender, n)));
+        group.bench_function(TUNGSTENITE, |b| b.iter(|| tungstenite(s, case.sender, n)));
+        group.bench_function(FASTWEBSOCKETS, |b| {
+            b.iter(|| fastwebsockets(&rt, s, case.sender, n))
+        });
+        group.bench_function(TOKIO_WEBSOCKETS, |b| {
+            b.iter(|| tokio_websockets(&rt, s, case.sender, n))
+        });
+        if let Some(binary) = &as_binary {
+            group.bench_function("wsproto-same-bytes-as-binary", |b| {
+                b.iter(|| wsproto(binary, case.sender, n))
+            });
+        }
+        if case.memcpy {
+            let mut buf = vec![0; MAX_READ];
+            group.bench_function("memcpy-64KiB-reads", |b| b.iter(|| memcpy(s, &mut buf)));
+        }
+        group.finish();
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = common::criterion();
+    targets = bench_decode
+}
+criterion_main!(benches);

@@ -1,0 +1,208 @@
+#!/usr/bin/env python3
+"""Prints the README's Performance tables from one run: criterion's medians
+(target/criterion/*/*/new/) and the end-to-end rows of benches/e2e.sh
+(target/wsproto-bench/e2e.tsv), with ratios ours / best peer and the issue's targets.
+
+    python3 benches/table.py [TARGET_DIR]
+
+Ratios are speed ratios: above 1.00x we are faster (the best peer's median time divided by
+ours, or our msgs/s divided by the best peer's).
+"""
+
+import json
+import os
+import statistics
+import sys
+from pathlib import Path
+
+OURS = "wsproto"
+PEERS = ["tungstenite", "fastwebsockets", "tokio-websockets"]
+IMPLS = [OURS] + PEERS
+
+target = Path(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("CARGO_TARGET_DIR", "target"))
+results = {}  # group -> function -> (median ns, throughput bytes)
+for bench in (target / "criterion").glob("*/*/new/benchmark.json"):
+    meta = json.loads(bench.read_text())
+    estimates = json.loads((bench.parent / "estimates.json").read_text())
+    throughput = (meta.get("throughput") or {}).get("Bytes")
+    results.setdefault(meta["group_id"], {})[meta["function_id"]] = (
+        estimates["median"]["point_estimate"],
+        throughput,
+    )
+
+verdicts = []
+
+
+def rate(ns, nbytes):
+    per_sec = nbytes / (ns / 1e9)
+    if per_sec >= 1 << 30:
+        return f"{per_sec / (1 << 30):.2f} GiB/s"
+    return f"{per_sec / (1 << 20):.0f} MiB/s"
+
+
+def duration(ns):
+    if ns >= 1e6:
+        return f"{ns / 1e6:.2f} ms"
+    if ns >= 1e3:
+        return f"{ns / 1e3:.2f} µs"
+    return f"{ns:.0f} ns"
+
+
+def best_peer(group):
+    peers = [(group[p][0], p) for p in PEERS if p in group]
+    return min(peers) if peers else (None, None)
+
+
+def peer_table(title, prefix, targets, extra=None):
+    groups = sorted(g for g in results if g.startswith(prefix))
+    if not groups:
+        return
+    print(f"### {title}\n")
+    print("| case | " + " | ".join(IMPLS) + " | ours / best peer | target |")
+    print("|---|" + "---|" * (len(IMPLS) + 2))
+    for name in groups:
+        group = results[name]
+        if OURS not in group:
+            continue
+        cells = []
+        for impl in IMPLS:
+            if impl in group:
+                ns, nbytes = group[impl]
+                cells.append(rate(ns, nbytes) if nbytes else duration(ns))
+            else:
+                cells.append("n/a")
+        peer_ns, peer = best_peer(group)
+        ratio = peer_ns / group[OURS][0] if peer_ns else None
+        goal = targets(name)
+        verdict = ""
+        if goal and ratio is not None:
+            ok = ratio >= goal
+            verdict = f">= {goal:.1f}x {'met' if ok else 'MISSED'}"
+            verdicts.append(f"{name}: {ratio:.2f}x vs >= {goal:.1f}x: {'met' if ok else 'MISSED'}")
+        ratio_cell = f"{ratio:.2f}x ({peer})" if ratio else "n/a"
+        case = name[len(prefix):]
+        print(f"| {case} | " + " | ".join(cells) + f" | {ratio_cell} | {verdict} |")
+        if extra:
+            extra(name, group)
+    print()
+
+
+def decode_extra(name, group):
+    ours = group[OURS][0]
+    if "memcpy-64KiB-reads" in group:
+        share = group["memcpy-64KiB-reads"][0] / ours
+        verdict = ""
+        if name == "decode_server_binary_1MiB_x64":
+            ok = share >= 0.8
+            verdict = f">= 80% {'met' if ok else 'MISSED'}"
+            verdicts.append(f"{name}: {share:.0%} of memcpy vs >= 80%: {'met' if ok else 'MISSED'}")
+        print(f"| ↳ memcpy of the stream, 64 KiB reads | {rate(*group['memcpy-64KiB-reads'])} "
+              f"| ours = {share:.0%} of memcpy | | | | {verdict} |")
+    if "wsproto-same-bytes-as-binary" in group:
+        binary = group["wsproto-same-bytes-as-binary"][0]
+        print(f"| ↳ wsproto, same bytes as binary | {rate(*group['wsproto-same-bytes-as-binary'])} "
+              f"| text validation = {(ours - binary) / ours:.0%} of our time | | | | |")
+
+
+def decode_target(name):
+    return 1.5 if "16B" in name else 1.1
+
+
+print("## Performance\n")
+print("Medians of one run on one machine; each cell is payload throughput "
+      "(handshake: time per handshake).\n")
+peer_table("Decode (complete messages, 64 KiB reads)", "decode_", decode_target, decode_extra)
+peer_table("Encode (one message queued and written, per message)", "encode_", lambda _: None)
+peer_table("Handshake (browser request parsed, 101 built)", "handshake_", lambda _: None)
+
+# Primitives: no peers, references side by side.
+prims = sorted(g for g in results if g.startswith(("mask_", "utf8_")))
+if prims:
+    print("### Masking and UTF-8 validation alone\n")
+    print("| case | implementation: throughput |")
+    print("|---|---|")
+    for name in prims:
+        group = results[name]
+        cells = ", ".join(f"{fn}: {rate(ns, b)}" for fn, (ns, b) in sorted(group.items()))
+        print(f"| {name} | {cells} |")
+    print()
+
+deflate = sorted(g for g in results if g.startswith("deflate_"))
+if deflate:
+    print("### permessage-deflate echo (client + server in memory; no peer implements it)\n")
+    print("| message | mode | echo throughput | time per echo |")
+    print("|---|---|---|---|")
+    for name in deflate:
+        for fn, (ns, b) in sorted(results[name].items()):
+            print(f"| {name[len('deflate_echo_'):]} | {fn} | {rate(ns, b)} | {duration(ns)} |")
+    print()
+    memory = target / "wsproto-bench" / "deflate_memory.tsv"
+    if memory.exists():
+        print("Heap per connection after two messages (allocator count, codec state included):\n")
+        print("| mode | message | wire bytes, 2nd echo | server heap_size() | server holds | client holds |")
+        print("|---|---|---|---|---|---|")
+        for line in memory.read_text().splitlines():
+            if line.startswith("#"):
+                continue
+            mode, msg, wire, sh, sheld, ch, cheld = line.split("\t")
+            print(f"| {mode} | {msg} | {wire} | {sh} B | {sheld} B | {cheld} B |")
+        print()
+
+e2e = target / "wsproto-bench" / "e2e.tsv"
+if e2e.exists():
+    load, idle = {}, {}
+    for line in e2e.read_text().splitlines():
+        f = line.split("\t")
+        if f[0] == "idle":
+            idle[f[1]] = int(f[3]) if f[3].lstrip("-").isdigit() else None
+        elif f[0] == "load":
+            _, _, name, conns, size, mps, p50, p99, n, cpu = f
+            load.setdefault((int(conns), int(size)), {}).setdefault(name, []).append(
+                (float(mps), float(p50), float(p99), None if cpu == "-" else float(cpu)))
+    if load:
+        print("### End to end over loopback (medians over rounds)\n")
+        print("| connections x size | " + " | ".join(IMPLS) + " | ours / best peer | target |")
+        print("|---|" + "---|" * (len(IMPLS) + 2))
+        goals = {(100, 16): 1.2, (10, 65536): 1.1}
+        for key in sorted(load):
+            runs = load[key]
+            med = {n: [statistics.median(col) if None not in col else None
+                       for col in zip(*rs)] for n, rs in runs.items()}
+            cells = []
+            for impl in IMPLS:
+                if impl in med:
+                    mps, p50, p99, cpu = med[impl]
+                    cpu_s = f", {cpu:.1f} µs CPU/msg" if cpu is not None else ""
+                    cells.append(f"{mps:,.0f} msg/s (p50 {p50:.0f} µs, p99 {p99:.0f} µs{cpu_s})")
+                else:
+                    cells.append("n/a")
+            peers = [(med[p][0], p) for p in PEERS if p in med]
+            best, peer = max(peers) if peers else (None, None)
+            ratio = med[OURS][0] / best if best and OURS in med else None
+            goal = goals.get(key)
+            verdict = ""
+            if goal and ratio is not None:
+                ok = ratio >= goal
+                verdict = f">= {goal:.1f}x {'met' if ok else 'MISSED'}"
+                verdicts.append(f"echo {key[0]} x {key[1]} B: {ratio:.2f}x vs >= {goal:.1f}x: "
+                                f"{'met' if ok else 'MISSED'}")
+            ratio_cell = f"{ratio:.2f}x ({peer})" if ratio else "n/a"
+            print(f"| {key[0]} x {key[1]} B | " + " | ".join(cells) + f" | {ratio_cell} | {verdict} |")
+        print()
+    if idle:
+        print("### Memory of 1,000 idle connections (server RSS growth / 1,000)\n")
+        print("| " + " | ".join(IMPLS) + " | target |")
+        print("|" + "---|" * (len(IMPLS) + 1))
+        cells = [f"{idle[i] / 1000:.1f} KB" if idle.get(i) is not None else "n/a" for i in IMPLS]
+        ours = idle.get(OURS)
+        verdict = ""
+        if ours is not None:
+            ok = ours <= 4000
+            verdict = f"<= 4 KB {'met' if ok else 'MISSED'}"
+            verdicts.append(f"idle memory: {ours / 1000:.1f} KB vs <= 4 KB: {'met' if ok else 'MISSED'}")
+        print("| " + " | ".join(cells) + f" | {verdict} |\n")
+
+if verdicts:
+    print("### Targets\n")
+    for v in verdicts:
+        print(f"- {v}")

@@ -501,16 +501,10 @@ impl Connection {
                 Some(response) => Event::Accepted(response),
                 None => unreachable!("Step::Accepted stores the response"),
             },
-            Step::Text(r) => match core::str::from_utf8(&bytes[r]) {
-                Ok(text) => Event::Text(text),
-                Err(_) => unreachable!("text is validated as it arrives"),
-            },
+            Step::Text(r) => Event::Text(validated_text(&bytes[r])),
             Step::Binary(r) => Event::Binary(&bytes[r]),
             #[cfg(feature = "deflate")]
-            Step::Inflated(MessageKind::Text) => match core::str::from_utf8(&self.inflated) {
-                Ok(text) => Event::Text(text),
-                Err(_) => unreachable!("inflated text is validated as it is inflated"),
-            },
+            Step::Inflated(MessageKind::Text) => Event::Text(validated_text(&self.inflated)),
             #[cfg(feature = "deflate")]
             Step::Inflated(MessageKind::Binary) => Event::Binary(&self.inflated),
             Step::Ping(r) => Event::Ping(&bytes[r]),
@@ -1313,6 +1307,25 @@ fn inflate_into(
             .map_err(|_| ProtocolError::InvalidUtf8)?;
     }
     Ok(())
+}
+
+/// The bytes of a text message, which `Utf8Validator` accepted as they arrived.
+///
+/// Validating again here doubled the cost of text (the decode bench: multibyte text at 0.02x
+/// the fastest peer before, most of it in the second pass), so the proof is the validator's.
+fn validated_text(bytes: &[u8]) -> &str {
+    debug_assert!(
+        core::str::from_utf8(bytes).is_ok(),
+        "text bypassed the validator"
+    );
+    // SAFETY: every byte of a text message, in order, went through `Utf8Validator::feed`
+    // right after it was unmasked (or inflated) into its final place, and the message ended
+    // with `finish`; nothing writes inside a message's bytes afterwards (later frames are
+    // joined after its end, control frames are unmasked past it). `feed` + `finish` accept
+    // exactly the valid UTF-8 texts: the properties `pieces_agree_with_core` and
+    // `simd_errors_match_core` in utf8.rs, and the chunking properties of the connection,
+    // check it, with debug assertions on in tests.
+    unsafe { core::str::from_utf8_unchecked(bytes) }
 }
 
 /// Runs the head scanner over at most `limit` received bytes, so an endless head is cut off.

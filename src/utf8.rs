@@ -23,14 +23,14 @@ impl Utf8Validator {
             self.partial[have..have + take].copy_from_slice(&bytes[..take]);
             self.partial_len += take as u8;
             bytes = &bytes[take..];
-            match core::str::from_utf8(&self.partial[..usize::from(self.partial_len)]) {
+            match from_utf8(&self.partial[..usize::from(self.partial_len)]) {
                 Ok(_) => self.partial_len = 0,
                 // Still incomplete, which means `bytes` ran out: wait for more.
                 Err(e) if e.error_len().is_none() => return Ok(()),
                 Err(_) => return Err(InvalidUtf8),
             }
         }
-        match core::str::from_utf8(bytes) {
+        match from_utf8(bytes) {
             Ok(_) => Ok(()),
             // `error_len() == None` only when the tail is a valid prefix of a code point.
             Err(e) if e.error_len().is_none() => {
@@ -49,6 +49,12 @@ impl Utf8Validator {
         self.partial_len = 0;
         if complete { Ok(()) } else { Err(InvalidUtf8) }
     }
+}
+
+/// SIMD validation (simdutf8's `compat` flavour reports the same `valid_up_to` and
+/// `error_len` as `core::str::from_utf8`, which the incremental logic relies on).
+fn from_utf8(bytes: &[u8]) -> Result<&str, simdutf8::compat::Utf8Error> {
+    simdutf8::compat::from_utf8(bytes)
 }
 
 /// Length of the sequence a lead byte starts; only called on leads `from_utf8` accepted.
@@ -118,6 +124,24 @@ mod tests {
         fn pieces_agree_with_core(bytes in proptest::collection::vec(any::<u8>(), 0..40), piece in 1usize..8) {
             let expected = core::str::from_utf8(&bytes).is_ok();
             prop_assert_eq!(validate_in_pieces(&bytes, piece).is_ok(), expected);
+        }
+
+        /// The incremental logic trusts `valid_up_to` and `error_len`: the SIMD validator must
+        /// report them exactly as core does, on inputs long enough for its SIMD paths.
+        #[test]
+        fn simd_errors_match_core(
+            text in "\\PC{0,120}",
+            bad in proptest::collection::vec(any::<u8>(), 0..4),
+            at in any::<proptest::sample::Index>(),
+            cut in any::<proptest::sample::Index>(),
+        ) {
+            let mut bytes = text.into_bytes();
+            let at = at.index(bytes.len() + 1);
+            bytes.splice(at..at, bad);
+            bytes.truncate(cut.index(bytes.len() + 1).max(at));
+            let ours = from_utf8(&bytes).map_err(|e| (e.valid_up_to(), e.error_len()));
+            let core = core::str::from_utf8(&bytes).map_err(|e| (e.valid_up_to(), e.error_len()));
+            prop_assert_eq!(ours, core);
         }
 
         #[test]

@@ -22,7 +22,8 @@ pub struct Config {
     ///
     /// A frame whose declared length takes the message past this is rejected with 1009
     /// from its header, before any of its payload is buffered, so a peer cannot make the
-    /// connection hold more than this (plus one read) per message.
+    /// connection hold more than this (plus one read, and a control frame with the frame
+    /// headers around them) per message.
     pub max_message_size: usize,
     /// The largest single data frame accepted, in bytes (default `None`: only
     /// `max_message_size` applies). Exceeding it fails with 1009.

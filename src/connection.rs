@@ -1180,10 +1180,22 @@ impl Connection {
         }
     }
 
-    /// Bytes of heap the connection holds now (receive and output buffers).
+    /// Bytes of heap the connection holds now in its buffers: received bytes, bytes to send,
+    /// and an inflated message. The deflate codec's own state (zlib's window and tables) is
+    /// not counted.
     #[must_use]
     pub fn heap_size(&self) -> usize {
-        self.recv.capacity() + self.out.capacity()
+        let inflated = {
+            #[cfg(feature = "deflate")]
+            {
+                self.inflated.capacity()
+            }
+            #[cfg(not(feature = "deflate"))]
+            {
+                0
+            }
+        };
+        self.recv.capacity() + self.out.capacity() + inflated
     }
 
     // ----- timers ------------------------------------------------------------------------

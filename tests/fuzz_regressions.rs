@@ -79,6 +79,40 @@ fn every_seed_passes_its_target() {
     for (_, data) in seeds("differential") {
         targets::differential_ours(&data);
     }
+    for (_, data) in seeds("inflate") {
+        targets::inflate(&data);
+    }
+}
+
+#[test]
+fn rfc_7692_inflate_seeds_give_their_events() {
+    let text = "défi ✓ ".repeat(20);
+    let text = format!("text {text}");
+    let cases: &[(&str, &[&str])] = &[
+        ("rfc7692_7_2_3_1_hello", &["accepted None", "text Hello"]),
+        (
+            "rfc7692_7_2_3_2_two_hellos_shared_context",
+            &["accepted None", "text Hello", "text Hello"],
+        ),
+        (
+            "rfc7692_7_2_3_3_fragmented_hello",
+            &["accepted None", "text Hello"],
+        ),
+        ("rfc7692_7_2_3_6_empty", &["accepted None", "text "]),
+        (
+            "corrupt",
+            &["accepted None", "error invalid compressed data"],
+        ),
+        ("zeros_64k_binary", &["accepted None", "binary 65536"]),
+        (
+            "text_then_ping_between_fragments",
+            &["accepted None", "ping p", &text],
+        ),
+    ];
+    for (name, want) in cases {
+        let got = summaries(&targets::inflate(&seed("inflate", name)));
+        assert_eq!(got, *want, "{name}");
+    }
 }
 
 const REQUEST: &str = r#"request /chat ["chat", "superchat"]"#;

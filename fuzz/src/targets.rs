@@ -20,9 +20,9 @@ use crate::harness::{
     quiet_config,
 };
 use wsproto::{
-    BuildError, ClientRequest, CloseCode, Config, Connection, ConnectionState, Error, FrameHeader,
-    HandshakeError, MAX_CLOSE_REASON, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, MessageKind, Opcode,
-    ProtocolError, Role, UsageError,
+    BuildError, ClientRequest, CloseCode, Config, Connection, ConnectionState, DeflateConfig,
+    Error, FrameHeader, HandshakeError, MAX_CLOSE_REASON, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN,
+    MessageKind, Opcode, ProtocolError, Role, UsageError,
 };
 
 // ----- frame_header ------------------------------------------------------------------------
@@ -404,6 +404,77 @@ pub fn client_stream(data: &[u8]) -> Vec<Ev> {
                 assert_eq!(got.as_deref(), subprotocol);
             }
             other => assert!(!want_accept, "a valid 101 gave {other:?}"),
+        }
+    }
+    driven.transcript
+}
+
+// ----- inflate ---------------------------------------------------------------------------
+
+/// permessage-deflate on the receive path: a client that negotiated deflate (the 101 accepts
+/// it, with parameters from the input) is fed the fuzz bytes as frames, so RSV1 frames carry
+/// arbitrary compressed data. Besides the stream invariants, every message is within the
+/// limit (inflation is bounded) and the deflate agreement held.
+pub fn inflate(data: &[u8]) -> Vec<Ev> {
+    let mut input = Bytes::new(data);
+    let chunk = chunk_size(input.byte());
+    // The handshake limits stay at their defaults: this target is about the frames.
+    let mut config = config_from(input.byte() & 0x1f);
+    let params = input.byte();
+    let mut deflate = DeflateConfig::default();
+    deflate.server_no_context_takeover = params & 1 != 0;
+    deflate.client_no_context_takeover = params & 2 != 0;
+    let mut answer = String::from("permessage-deflate");
+    for (bit, param) in [
+        (1, "; server_no_context_takeover"),
+        (2, "; client_no_context_takeover"),
+        (4, "; server_max_window_bits=9"),
+        (8, "; client_max_window_bits=8"),
+    ] {
+        if params & bit != 0 {
+            answer.push_str(param);
+        }
+    }
+    config.deflate = Some(deflate);
+    let limit = config.max_message_size;
+    let mut options = Options::from_byte(input.byte());
+    options.alternative = false;
+    options.open_head = false;
+    let mut driven = Driven::new(Connection::client(
+        client_request(),
+        config,
+        counting_entropy(),
+    ));
+    let request = driven.conn.pending_output().to_vec();
+    driven.end_round();
+    let mut stream = valid_101(&request, None);
+    let blank = stream.len() - 2;
+    stream.splice(
+        blank..blank,
+        format!("Sec-WebSocket-Extensions: {answer}\r\n").into_bytes(),
+    );
+    stream.extend_from_slice(input.rest());
+    run_stream(&mut driven, &stream, chunk, &options);
+    assert!(
+        matches!(driven.transcript.first(), Some(Ev::Accepted { .. })),
+        "a valid 101 with permessage-deflate gave {:?}",
+        driven.transcript.first()
+    );
+    assert!(driven.conn.is_deflate_negotiated() || driven.is_done());
+    for event in &driven.transcript {
+        if let Ev::Text(text) = event {
+            assert!(
+                text.len() <= limit,
+                "a {}-byte text past the limit {limit}",
+                text.len()
+            );
+        }
+        if let Ev::Binary(data) = event {
+            assert!(
+                data.len() <= limit,
+                "a {}-byte message past the limit {limit}",
+                data.len()
+            );
         }
     }
     driven.transcript

@@ -30,9 +30,9 @@ pub(crate) fn apply_mask_bytewise(buf: &mut [u8], key: [u8; 4], phase: usize) {
 }
 
 fn rotate_key(key: [u8; 4], phase: usize) -> [u8; 4] {
-    let mut rotated = key;
-    rotated.rotate_left(phase % 4);
-    rotated
+    // As a word: byte i of the result is byte (i + phase) % 4 of the key.
+    let word = u32::from_le_bytes(key).rotate_right(8 * (phase % 4) as u32);
+    word.to_le_bytes()
 }
 
 #[cfg(test)]

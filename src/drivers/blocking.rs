@@ -12,7 +12,7 @@
 //! # Ok::<(), wsproto::drivers::Error>(())
 //! ```
 
-use super::{Answer, Error, Message, os_entropy};
+use super::{Answer, Error, Message, apply_answer, os_entropy};
 use crate::close::CloseCode;
 use crate::config::Config;
 use crate::connection::{Connection, ConnectionState};
@@ -21,7 +21,6 @@ use crate::handshake::{ClientRequest, Request};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
-use std::vec::Vec;
 
 /// A stream the blocking driver can run on. Timers need a read timeout; streams without one
 /// (the default methods) still work, without keepalive or timeouts while blocked in a read.
@@ -146,25 +145,8 @@ impl<S: Transport> WebSocket<S> {
                 Ok(None) => continue,
                 Err(e) => return Err(ws.failed(e.into())),
             };
-            match answer {
-                Answer::Accept(accept) => ws.conn.accept(accept)?,
-                Answer::Reject {
-                    status,
-                    headers,
-                    body,
-                } => {
-                    let headers: Vec<(&str, &str)> = headers
-                        .iter()
-                        .map(|(n, v)| (n.as_str(), v.as_str()))
-                        .collect();
-                    ws.conn.reject(status, &headers, &body)?;
-                    let error = ws
-                        .conn
-                        .next_event()
-                        .err()
-                        .map_or(Error::Closed, Error::from);
-                    return Err(ws.failed(error));
-                }
+            if let Err(e) = apply_answer(&mut ws.conn, answer) {
+                return Err(ws.failed(e));
             }
             ws.flush()?;
             return Ok(ws);

@@ -1,6 +1,6 @@
 //! Thin IO drivers over the sans-IO core: owned messages, errors with IO, OS entropy.
 //!
-//! The drivers move bytes between a stream and a [`Connection`](crate::Connection) and hold
+//! The drivers move bytes between a stream and a [`Connection`] and hold
 //! no protocol logic of their own.
 
 #[cfg(feature = "blocking")]
@@ -9,6 +9,7 @@ pub mod blocking;
 pub mod tokio;
 
 use crate::close::CloseCode;
+use crate::connection::Connection;
 use crate::error::{Error as ConnectionError, UsageError};
 use crate::event::Event;
 use crate::handshake::{Accept, HandshakeError};
@@ -98,6 +99,26 @@ pub enum Error {
 impl From<HandshakeError> for Error {
     fn from(e: HandshakeError) -> Self {
         Self::Connection(e.into())
+    }
+}
+
+/// Applies a server's answer to the connection awaiting it. A rejection (or an invalid
+/// answer) comes back as the error the driver returns once the response is flushed.
+pub(crate) fn apply_answer(conn: &mut Connection, answer: Answer) -> Result<(), Error> {
+    match answer {
+        Answer::Accept(accept) => Ok(conn.accept(accept)?),
+        Answer::Reject {
+            status,
+            headers,
+            body,
+        } => {
+            let headers: Vec<(&str, &str)> = headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .collect();
+            conn.reject(status, &headers, &body)?;
+            Err(conn.next_event().err().map_or(Error::Closed, Error::from))
+        }
     }
 }
 

@@ -21,7 +21,7 @@
 //! # }
 //! ```
 
-use super::{Answer, Error, Message, os_entropy};
+use super::{Answer, Error, Message, apply_answer, os_entropy};
 use crate::close::CloseCode;
 use crate::config::Config;
 use crate::connection::{Connection, ConnectionState};
@@ -36,7 +36,6 @@ use core::task::{Context, Poll, ready};
 use std::boxed::Box;
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::vec::Vec;
 
 /// Reads done while no frame is in progress go through a small stack buffer, so a
 /// connection waiting for its peer holds no heap buffer.
@@ -256,25 +255,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
                 }
                 Err(e) => return Err(self.failed(e.into()).await),
             };
-            match answer {
-                Answer::Accept(accept) => self.conn.accept(accept)?,
-                Answer::Reject {
-                    status,
-                    headers,
-                    body,
-                } => {
-                    let headers: Vec<(&str, &str)> = headers
-                        .iter()
-                        .map(|(n, v)| (n.as_str(), v.as_str()))
-                        .collect();
-                    self.conn.reject(status, &headers, &body)?;
-                    let error = self
-                        .conn
-                        .next_event()
-                        .err()
-                        .map_or(Error::Closed, Error::from);
-                    return Err(self.failed(error).await);
-                }
+            if let Err(e) = apply_answer(&mut self.conn, answer) {
+                return Err(self.failed(e).await);
             }
             self.flush().await?;
             return Ok(self);

@@ -54,6 +54,12 @@ impl RecvBuffer {
         shift
     }
 
+    /// Drops `range` of the data, moving what follows down over it.
+    pub(crate) fn remove(&mut self, range: core::ops::Range<usize>) {
+        self.buf.copy_within(range.end..self.filled, range.start);
+        self.filled -= range.len();
+    }
+
     /// Room for the next read; fill a prefix of it and call [`RecvBuffer::commit`].
     pub(crate) fn spare(&mut self) -> &mut [u8] {
         &mut self.buf[self.filled..]

@@ -394,6 +394,15 @@ impl Connection {
 
     fn make_room(&mut self, want: usize) {
         self.release_if_drained();
+        // Frame headers and control frames consumed inside a fragmented message leave dead
+        // bytes between its joined payload and the next unparsed byte; close that gap first,
+        // or a peer could grow the buffer with Pings between two fragments.
+        if let Some(m) = &self.message {
+            if self.parse_pos > m.end {
+                self.recv.remove(m.end..self.parse_pos);
+                self.parse_pos = m.end;
+            }
+        }
         let shift = self
             .recv
             .make_room(self.live_start(), want, self.receive_bound());

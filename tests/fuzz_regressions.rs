@@ -360,3 +360,18 @@ fn recv_buffer_doubles_past_the_message_limit() {
 fn harness_tolerates_no_known_bug() {
     assert_eq!(harness::RECV_GROWTH_FACTOR, 1);
 }
+
+/// client_stream, found by the CI smoke once the harness checked the heap bound exactly: a
+/// first fragment followed by Pings (between fragments) kept every consumed Ping in the receive
+/// buffer, which grew with each one (623 bytes here against a bound of 564; 28 KB after 200
+/// Pings in `tests/memory.rs`). The gap of consumed frames inside a message is now closed
+/// before the buffer grows; the harness asserts the bound on every round.
+#[test]
+fn fuzz_client_stream_pings_between_fragments() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fuzz_findings/client_stream_pings_between_fragments"
+    );
+    let transcript = targets::client_stream(&std::fs::read(path).unwrap());
+    assert_eq!(summary(&transcript[0]), "accepted None");
+}

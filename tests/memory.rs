@@ -50,3 +50,27 @@ fn report_sizes() {
     // A guard against accidental growth (inline arrays, boxed state) of the struct itself.
     assert!(size <= 600, "Connection grew to {size} bytes");
 }
+
+#[test]
+fn pings_between_fragments_do_not_grow_the_buffer() {
+    let mut server = Connection::upgraded_server(quiet_config());
+    // A first text fragment, then many masked Pings with 125-byte payloads, a byte at a time
+    // as a slow peer would send them.
+    server.receive(&[0x01, 0x81, 0, 0, 0, 0, b'a']);
+    assert_eq!(drain(&mut server), []);
+    let mut ping = vec![0x89, 0xFD, 0, 0, 0, 0];
+    ping.extend_from_slice(&[b'p'; 125]);
+    let mut peak = 0;
+    for _ in 0..200 {
+        for byte in &ping {
+            server.receive(std::slice::from_ref(byte));
+            peak = peak.max(server.heap_size());
+        }
+        assert_eq!(drain(&mut server), [Ev::Ping(vec![b'p'; 125])]);
+        take_output(&mut server);
+    }
+    // The message (1 byte), one Ping and its header: not 200 Pings' worth.
+    assert!(peak < 1024, "receive buffer grew to {peak} bytes");
+    server.receive(&[0x80, 0x81, 0, 0, 0, 0, b'b']);
+    assert_eq!(drain(&mut server), [Ev::Text("ab".into())]);
+}

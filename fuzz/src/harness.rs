@@ -848,7 +848,9 @@ impl Driven {
         let heap = self.conn.heap_size();
         let recv_bound = GROWTH_FACTOR.with(core::cell::Cell::get)
             * (self.config.max_message_size
-                + self.max_read.min(1 << 20)
+                // One read: the larger of what `receive_buffer` offers (the buffer may grow
+                // to it even when the reads made are smaller) and the largest `receive`.
+                + self.max_read.max(self.config.read_buffer_size).min(1 << 20)
                 + self.config.max_head_size
                 + RECV_SLACK);
         let out_bound = if with_output {

@@ -237,6 +237,34 @@ fn memcpy(stream: &[u8], buf: &mut [u8]) -> usize {
     }
 }
 
+/// A cross-check of criterion's ratios on a noisy machine: the implementations take turns,
+/// one run each per round, so a slow spell of the machine hits all of them alike; prints the
+/// median time of each and its ratio to ours. `DECODE_INTERLEAVED=1 cargo bench --bench decode`
+fn interleaved(case: &Case, runs: &[(&str, &dyn Fn() -> usize)], expected: usize) {
+    const ROUNDS: usize = 41;
+    let mut times = vec![Vec::with_capacity(ROUNDS); runs.len()];
+    for _ in 0..ROUNDS {
+        for (i, (_, run)) in runs.iter().enumerate() {
+            let start = std::time::Instant::now();
+            black_box(run());
+            times[i].push(start.elapsed().as_secs_f64());
+        }
+    }
+    let medians: Vec<f64> = times
+        .iter_mut()
+        .map(|t| {
+            t.sort_by(f64::total_cmp);
+            t[ROUNDS / 2]
+        })
+        .collect();
+    println!("interleaved {}", case.name);
+    for ((name, _), median) in runs.iter().zip(&medians) {
+        let gib_s = expected as f64 / median / f64::from(1 << 30);
+        let ours_vs = median / medians[0];
+        println!("  {name:<20} {gib_s:>8.2} GiB/s  ours is {ours_vs:.2}x");
+    }
+}
+
 fn bench_decode(c: &mut Criterion) {
     let rt = common::runtime();
     let filter: Option<String> = std::env::var("DECODE_CASE").ok();
@@ -280,6 +308,23 @@ fn bench_decode(c: &mut Criterion) {
             expected,
             "{TOKIO_WEBSOCKETS}"
         );
+
+        if std::env::var_os("DECODE_INTERLEAVED").is_some() {
+            interleaved(
+                case,
+                &[
+                    (OURS, &|| wsproto(s, case.sender, n)),
+                    (TUNGSTENITE, &|| tungstenite(s, case.sender, n)),
+                    (FASTWEBSOCKETS, &|| fastwebsockets(&rt, s, case.sender, n)),
+                    (TOKIO_WEBSOCKETS, &|| {
+                        tokio_websockets(&rt, s, case.sender, n)
+                    }),
+                    ("memcpy-64KiB-reads", &|| memcpy(s, &mut vec![0; MAX_READ])),
+                ],
+                expected,
+            );
+            continue;
+        }
 
         let mut group = c.benchmark_group(format!("decode_{}", case.name));
         group.throughput(Throughput::Bytes(expected as u64));

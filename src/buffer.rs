@@ -46,11 +46,18 @@ impl RecvBuffer {
     /// memory the last message used, which is still in cache, rather than ever further back
     /// in a large buffer (a 1 MiB message stream decoded twice as fast this way).
     ///
-    /// Growth copies only the live bytes into the new buffer, at least doubles the capacity
-    /// and gives room for several reads (so the live tail of one read is moved once per few
-    /// reads, not after every read), but never past `bound` unless `want` needs more: the
-    /// limits hold for memory too.
-    pub(crate) fn make_room(&mut self, live_start: usize, want: usize, bound: usize) -> usize {
+    /// Growth copies only the live bytes into the new buffer, at least doubles the capacity,
+    /// gives room for several reads (so the live tail of one read is moved once per few
+    /// reads, not after every read) and for the `expected` rest of a frame announced by its
+    /// header (so a large message grows the buffer once, not once per doubling), but never
+    /// past `bound` unless `want` needs more: the limits hold for memory too.
+    pub(crate) fn make_room(
+        &mut self,
+        live_start: usize,
+        want: usize,
+        expected: usize,
+        bound: usize,
+    ) -> usize {
         let live = self.filled - live_start;
         let spare = self.buf.len() - self.filled;
         let cheap_to_move = live <= live_start / CHEAP_MOVE_RATIO;
@@ -72,6 +79,7 @@ impl RecvBuffer {
                 .len()
                 .saturating_mul(2)
                 .max(want.saturating_mul(reads))
+                .max(live.saturating_add(expected).saturating_add(want))
                 .min(bound)
                 .max(needed);
             // Zeroed memory from the allocator is free until touched; only the live bytes
@@ -235,7 +243,7 @@ mod tests {
     /// A buffer holding `data` at the front, with `len` bytes of room in all.
     fn filled_with(data: &[u8], len: usize) -> RecvBuffer {
         let mut recv = RecvBuffer::default();
-        recv.make_room(0, len, usize::MAX);
+        recv.make_room(0, len, 0, usize::MAX);
         assert_eq!(recv.capacity(), len);
         recv.spare()[..data.len()].copy_from_slice(data);
         recv.commit(data.len());
@@ -245,7 +253,7 @@ mod tests {
     #[test]
     fn first_buffer_holds_one_read() {
         let mut recv = RecvBuffer::default();
-        assert_eq!(recv.make_room(0, 4096, usize::MAX), 0);
+        assert_eq!(recv.make_room(0, 4096, 0, usize::MAX), 0);
         assert_eq!(recv.capacity(), 4096);
         assert_eq!(recv.spare().len(), 4096);
     }
@@ -255,7 +263,7 @@ mod tests {
         // 16 live bytes behind 16 consumed ones: moving them gains little.
         let data: Vec<u8> = (0..32).collect();
         let mut recv = filled_with(&data, 64);
-        assert_eq!(recv.make_room(16, 32, usize::MAX), 0);
+        assert_eq!(recv.make_room(16, 32, 0, usize::MAX), 0);
         assert_eq!(recv.bytes(), &data[..]);
         assert_eq!(recv.spare().len(), 32);
     }
@@ -265,7 +273,7 @@ mod tests {
         // 4 live bytes behind 60 consumed ones move even though 64 bytes of room are there.
         let data: Vec<u8> = (0..64).collect();
         let mut recv = filled_with(&data, 128);
-        assert_eq!(recv.make_room(60, 16, usize::MAX), 60);
+        assert_eq!(recv.make_room(60, 16, 0, usize::MAX), 60);
         assert_eq!(recv.bytes(), &[60, 61, 62, 63]);
         assert_eq!(recv.capacity(), 128);
         assert_eq!(recv.spare().len(), 124);
@@ -275,7 +283,7 @@ mod tests {
     fn short_room_moves_live_bytes_before_growing() {
         let data: Vec<u8> = (0..64).collect();
         let mut recv = filled_with(&data, 64);
-        assert_eq!(recv.make_room(32, 32, usize::MAX), 32);
+        assert_eq!(recv.make_room(32, 32, 0, usize::MAX), 32);
         assert_eq!(recv.bytes(), &data[32..]);
         assert_eq!(recv.capacity(), 64, "moving made the room: no growth");
     }
@@ -284,7 +292,7 @@ mod tests {
     fn growth_keeps_only_live_bytes_and_leaves_room_for_several_reads() {
         let data: Vec<u8> = (0..64).collect();
         let mut recv = filled_with(&data, 64);
-        assert_eq!(recv.make_room(8, 64, usize::MAX), 8);
+        assert_eq!(recv.make_room(8, 64, 0, usize::MAX), 8);
         assert_eq!(recv.bytes(), &data[8..]);
         assert_eq!(recv.capacity(), READS_PER_BUFFER * 64);
         // Doubling once past that.
@@ -292,19 +300,33 @@ mod tests {
         let filled = recv.filled();
         recv.spare().fill(7);
         recv.commit(recv.capacity() - filled);
-        assert_eq!(recv.make_room(0, 64, usize::MAX), 0);
+        assert_eq!(recv.make_room(0, 64, 0, usize::MAX), 0);
         assert_eq!(recv.capacity(), 2 * READS_PER_BUFFER * 64);
         assert_eq!(&recv.bytes()[..live.len()], &live[..]);
+    }
+
+    #[test]
+    fn growth_makes_room_for_the_rest_of_an_announced_frame() {
+        let data: Vec<u8> = (0..64).collect();
+        let mut recv = filled_with(&data, 64);
+        // 60 live bytes of a frame whose header announced 1,000 more.
+        assert_eq!(recv.make_room(4, 64, 1000, usize::MAX), 4);
+        assert_eq!(recv.bytes(), &data[4..]);
+        assert_eq!(recv.capacity(), 60 + 1000 + 64);
+        // The bound still caps it.
+        let mut recv = filled_with(&data, 64);
+        recv.make_room(4, 64, 1000, 500);
+        assert_eq!(recv.capacity(), 500);
     }
 
     #[test]
     fn growth_stops_at_the_bound_unless_the_request_needs_more() {
         let data: Vec<u8> = (0..64).collect();
         let mut recv = filled_with(&data, 64);
-        recv.make_room(0, 64, 200);
+        recv.make_room(0, 64, 0, 200);
         assert_eq!(recv.capacity(), 200);
         let mut recv = filled_with(&data, 64);
-        recv.make_room(0, 100, 120);
+        recv.make_room(0, 100, 0, 120);
         assert_eq!(recv.capacity(), 164, "64 live bytes and 100 of room");
     }
 }

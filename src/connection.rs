@@ -403,15 +403,30 @@ impl Connection {
                 self.parse_pos = m.end;
             }
         }
-        let shift = self
-            .recv
-            .make_room(self.live_start(), want, self.receive_bound());
+        let shift = self.recv.make_room(
+            self.live_start(),
+            want,
+            self.expected_payload(),
+            self.receive_bound(),
+        );
         if shift > 0 {
             self.parse_pos -= shift;
             if let Some(m) = &mut self.message {
                 m.start -= shift;
                 m.end -= shift;
             }
+        }
+    }
+
+    /// Bytes of the current data frame's payload still to come, which will have to sit in
+    /// the buffer together (compressed payloads are inflated as they come, so none are).
+    fn expected_payload(&self) -> usize {
+        match (&self.frame, &self.message) {
+            (Some(frame), Some(message)) if !message.compressed => {
+                let buffered = (self.recv.filled() - self.parse_pos) as u64;
+                usize::try_from(frame.remaining.saturating_sub(buffered)).unwrap_or(usize::MAX)
+            }
+            _ => 0,
         }
     }
 

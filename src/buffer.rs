@@ -1,7 +1,7 @@
 //! The connection's two byte buffers: received bytes, processed in place, and bytes to send.
 //!
-//! Both hold memory only while they hold bytes: once drained they are released, so an idle
-//! connection owns no payload buffers.
+//! Emptied buffers keep their memory for the next message until the connection releases them
+//! (`Config::buffer_linger`), so an idle connection owns no payload buffers.
 
 use crate::entropy::Entropy;
 use crate::frame::{FrameHeader, MAX_HEADER_LEN, Opcode};
@@ -68,12 +68,8 @@ impl RecvBuffer {
         if needed <= self.buf.len() {
             self.buf.copy_within(live_start..self.filled, 0);
         } else {
-            // A first buffer holds one read: most messages fit in it.
-            let reads = if self.buf.is_empty() {
-                1
-            } else {
-                READS_PER_BUFFER
-            };
+            // Room for one read when nothing is kept: most messages fit in it.
+            let reads = if live == 0 { 1 } else { READS_PER_BUFFER };
             let capacity = self
                 .buf
                 .len()
@@ -109,6 +105,11 @@ impl RecvBuffer {
             "committed more bytes than were lent"
         );
         self.filled += n;
+    }
+
+    /// Forgets all bytes, keeping the memory for the next ones.
+    pub(crate) fn clear(&mut self) {
+        self.filled = 0;
     }
 
     /// Forgets all bytes and frees the memory.
@@ -167,6 +168,13 @@ impl Output {
         self.start += n;
         if self.start == self.buf.len() {
             self.start = 0;
+            self.buf.clear();
+        }
+    }
+
+    /// Frees the memory if nothing is pending.
+    pub(crate) fn release_if_empty(&mut self) {
+        if self.buf.is_empty() && self.buf.capacity() > 0 {
             self.buf = Vec::new();
         }
     }

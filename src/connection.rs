@@ -150,6 +150,8 @@ struct Timers {
     pong_due_at: Option<Duration>,
     close_at: Option<Duration>,
     handshake_at: Option<Duration>,
+    /// When emptied buffers are freed (`Config::buffer_linger`).
+    release_at: Option<Duration>,
     ping_payload: u32,
 }
 
@@ -351,11 +353,13 @@ impl Connection {
         }
     }
 
-    /// Whether the receive buffer is held because a frame or message is only partly here.
-    /// When it is not, a driver can wait for the next read with a small buffer of its own
-    /// and hand it over with [`receive`](Self::receive), so idle connections hold no buffer.
+    /// Whether a receive buffer is held: a frame or message is only partly here, or the
+    /// buffer is kept for the next message (`Config::buffer_linger`). A driver reads
+    /// straight into it with [`receive_buffer`](Self::receive_buffer) then; when none is
+    /// held it can wait for the next read with a small buffer of its own and hand the bytes
+    /// over with [`receive`](Self::receive), so idle connections hold no buffer.
     #[must_use]
-    pub fn has_partial_input(&self) -> bool {
+    pub fn holds_receive_buffer(&self) -> bool {
         self.recv.capacity() > 0
     }
 
@@ -393,7 +397,7 @@ impl Connection {
     }
 
     fn make_room(&mut self, want: usize) {
-        self.release_if_drained();
+        self.clear_if_drained();
         // Frame headers and control frames consumed inside a fragmented message leave dead
         // bytes between its joined payload and the next unparsed byte; close that gap first,
         // or a peer could grow the buffer with Pings between two fragments.
@@ -438,10 +442,15 @@ impl Connection {
             .saturating_add(2 * (MAX_HEADER_LEN + MAX_CONTROL_PAYLOAD))
     }
 
-    /// An idle connection holds no receive buffer: free it once every byte is processed.
-    fn release_if_drained(&mut self) {
+    /// Once every byte is processed the buffer starts over at its front; its memory is kept
+    /// for the next message unless `Config::buffer_linger` is `None`.
+    fn clear_if_drained(&mut self) {
         if self.live_start() == self.recv.filled() {
-            self.recv.release();
+            if self.config.buffer_linger.is_some() {
+                self.recv.clear();
+            } else {
+                self.recv.release();
+            }
             self.parse_pos = 0;
             if let Some(m) = &mut self.message {
                 m.start = 0;
@@ -469,10 +478,13 @@ impl Connection {
     pub fn next_event(&mut self) -> Result<Option<Event<'_>>, Error> {
         self.response = None;
         #[cfg(feature = "deflate")]
-        if !self.message.as_ref().is_some_and(|m| m.compressed) && self.inflated.capacity() > 0 {
-            self.inflated = Vec::new();
+        if !self.message.as_ref().is_some_and(|m| m.compressed) {
+            self.inflated.clear();
+            if self.config.buffer_linger.is_none() {
+                self.inflated = Vec::new();
+            }
         }
-        self.release_if_drained();
+        self.clear_if_drained();
         let step = loop {
             match &mut self.state {
                 State::ReadingRequest(_) => match self.read_request() {
@@ -508,7 +520,7 @@ impl Connection {
                 Ok(Step::Continue) => {}
                 Ok(Step::NeedData) if self.eof => self.end_of_input(),
                 Ok(Step::NeedData) => {
-                    self.release_if_drained();
+                    self.clear_if_drained();
                     return Ok(None);
                 }
                 Ok(step) => break step,
@@ -1171,6 +1183,42 @@ impl Connection {
     /// If `n` exceeds the pending length.
     pub fn consume_output(&mut self, n: usize) {
         self.out.consume(n);
+        if self.config.buffer_linger.is_none() {
+            self.out.release_if_empty();
+        }
+    }
+
+    /// Frees the buffers that hold no bytes still needed: the receive buffer once every
+    /// byte is processed, the output once written, the inflate buffer between messages.
+    ///
+    /// The connection does this by itself `Config::buffer_linger` after they were emptied;
+    /// call it to free them sooner, say before parking many idle connections.
+    pub fn release_buffers(&mut self) {
+        if self.live_start() == self.recv.filled() {
+            self.recv.release();
+            self.parse_pos = 0;
+            if let Some(m) = &mut self.message {
+                m.start = 0;
+                m.end = 0;
+            }
+        }
+        self.out.release_if_empty();
+        #[cfg(feature = "deflate")]
+        if self.inflated.is_empty() {
+            self.inflated = Vec::new();
+        }
+        self.timers.release_at = None;
+    }
+
+    /// Whether emptied buffers are kept that `release_buffers` would free.
+    fn holds_spare_buffers(&self) -> bool {
+        #[cfg(feature = "deflate")]
+        let inflated = self.inflated.is_empty() && self.inflated.capacity() > 0;
+        #[cfg(not(feature = "deflate"))]
+        let inflated = false;
+        (self.recv.capacity() > 0 && self.live_start() == self.recv.filled())
+            || (self.out.capacity() > 0 && self.out.pending().is_empty())
+            || inflated
     }
 
     /// There are bytes to write.
@@ -1232,14 +1280,20 @@ impl Connection {
         if self.shutdown {
             return None;
         }
-        if self.needs_arming() {
+        if self.needs_arming() || self.release_needs_arming() {
             return Some(Duration::ZERO);
         }
         let t = &self.timers;
-        [t.keepalive_at, t.pong_due_at, t.close_at, t.handshake_at]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            t.keepalive_at,
+            t.pong_due_at,
+            t.close_at,
+            t.handshake_at,
+            t.release_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn needs_arming(&self) -> bool {
@@ -1259,12 +1313,24 @@ impl Connection {
         }
     }
 
+    fn release_needs_arming(&self) -> bool {
+        self.timers.release_at.is_none()
+            && self.config.buffer_linger.is_some()
+            && self.holds_spare_buffers()
+    }
+
     /// Acts on the timers at time `now` (same clock as [`poll_timeout`](Self::poll_timeout)):
     /// sends the keepalive Ping, fails the connection when its Pong is overdue, gives up on a
     /// closing handshake. Calls before a deadline are harmless.
     pub fn handle_timeout(&mut self, now: Duration) {
         if self.needs_arming() {
             self.arm(now);
+        }
+        if self.release_needs_arming() {
+            self.timers.release_at = self.config.buffer_linger.map(|d| now + d);
+        }
+        if self.timers.release_at.is_some_and(|due| now >= due) {
+            self.release_buffers();
         }
         let t = &mut self.timers;
         if t.handshake_at.is_some_and(|due| now >= due) {

@@ -316,9 +316,26 @@ fn idle_connection_with_no_context_takeover_holds_no_buffers() {
         d.server_no_context_takeover = true;
         d.client_no_context_takeover = true;
     });
-    let mut p = pair(no_context.clone(), no_context);
+    let mut p = pair(no_context.clone(), no_context.clone());
     p.client.send_text(&text_of(5000)).unwrap();
     assert_eq!(p.deliver_to_server().len(), 1);
     assert_eq!(drain(&mut p.server), []);
+    assert_eq!(p.server.heap_size(), 0);
+
+    // With a linger, the inflate buffer is kept for the next message, then freed with the
+    // others.
+    let mut lingering = deflate_config(no_context);
+    lingering.buffer_linger = Some(secs(1));
+    let mut p = Pair::handshake(
+        ClientRequest::new("ws://example.com/").unwrap(),
+        Accept::new(),
+        lingering.clone(),
+        lingering,
+    );
+    p.client.send_text(&text_of(5000)).unwrap();
+    assert_eq!(p.deliver_to_server().len(), 1);
+    assert_eq!(drain(&mut p.server), []);
+    assert!(p.server.heap_size() >= 5000);
+    p.server.release_buffers();
     assert_eq!(p.server.heap_size(), 0);
 }

@@ -1,11 +1,12 @@
 //! An idle connection holds no payload buffers; buffers grow with traffic and are released.
 mod common;
 use common::*;
-use wsproto::Connection;
+use std::time::Duration;
+use wsproto::{Config, Connection};
 
 #[test]
-fn idle_connection_holds_no_buffers() {
-    let mut p = Pair::new();
+fn emptied_buffers_are_freed_at_once_without_linger() {
+    let mut p = Pair::with_configs(quiet_config(), quiet_config());
     assert_eq!(p.client.heap_size(), 0);
     assert_eq!(p.server.heap_size(), 0);
     let big = vec![7u8; 200_000];
@@ -20,6 +21,63 @@ fn idle_connection_holds_no_buffers() {
         0,
         "receive buffer released once processed"
     );
+}
+
+fn lingering_config() -> Config {
+    let mut config = quiet_config();
+    config.buffer_linger = Some(secs(1));
+    config
+}
+
+#[test]
+fn emptied_buffers_are_kept_for_the_next_message_until_the_linger_ends() {
+    let mut p = Pair::with_configs(lingering_config(), lingering_config());
+    let big = vec![7u8; 200_000];
+    p.client.send_binary(&big).unwrap();
+    assert_eq!(p.deliver_to_server(), [Ev::Binary(big.clone())]);
+    assert_eq!(drain(&mut p.server), []);
+    let kept_out = p.client.heap_size();
+    let kept_in = p.server.heap_size();
+    assert!(kept_out >= 200_000, "output kept: {kept_out}");
+    assert!(kept_in >= 200_000, "receive buffer kept: {kept_in}");
+
+    // The next message of that size needs no new memory on either side.
+    p.client.send_binary(&big).unwrap();
+    assert_eq!(p.client.heap_size(), kept_out);
+    assert_eq!(p.deliver_to_server(), [Ev::Binary(big.clone())]);
+    assert_eq!(drain(&mut p.server), []);
+    assert_eq!(p.server.heap_size(), kept_in);
+
+    // The linger starts when the driver next tells the time, and ends a second later.
+    assert_eq!(p.server.poll_timeout(), Some(Duration::ZERO));
+    p.server.handle_timeout(secs(50));
+    assert_eq!(p.server.poll_timeout(), Some(secs(51)));
+    p.server
+        .handle_timeout(secs(50) + Duration::from_millis(999));
+    assert_eq!(p.server.heap_size(), kept_in);
+    p.server.handle_timeout(secs(51));
+    assert_eq!(p.server.heap_size(), 0);
+    assert_eq!(p.server.poll_timeout(), None, "nothing left to free");
+
+    // `release_buffers` frees them at once.
+    p.client.release_buffers();
+    assert_eq!(p.client.heap_size(), 0);
+    assert_eq!(p.client.poll_timeout(), None);
+}
+
+#[test]
+fn release_buffers_keeps_input_in_progress() {
+    let mut server = Connection::upgraded_server(lingering_config());
+    // Half of a masked 4-byte binary frame.
+    server.receive(&[0x82, 0x84, 0, 0, 0, 0, 1, 2]);
+    assert_eq!(drain(&mut server), []);
+    server.release_buffers();
+    assert!(server.holds_receive_buffer());
+    server.receive(&[3, 4]);
+    assert_eq!(drain(&mut server), [Ev::Binary(vec![1, 2, 3, 4])]);
+    server.release_buffers();
+    assert!(!server.holds_receive_buffer());
+    assert_eq!(server.heap_size(), 0);
 }
 
 #[test]

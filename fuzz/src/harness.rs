@@ -386,6 +386,11 @@ pub struct Driven {
     pub transcript: Vec<Ev>,
     /// The largest single hand-over so far (one read).
     max_read: usize,
+    /// The most output pending at once so far: an emptied output buffer keeps that much.
+    max_pending: usize,
+    /// Rounds ended so far; every other one frees the emptied buffers, so that both the
+    /// kept and the freed buffers are exercised.
+    rounds: usize,
     /// Bytes received and written in the current round.
     round_in: usize,
     round_app: usize,
@@ -409,6 +414,8 @@ impl Driven {
             conn,
             transcript: Vec::new(),
             max_read: 0,
+            max_pending: 0,
+            rounds: 0,
             round_in: 0,
             round_app: 0,
             app_out: 0,
@@ -809,6 +816,7 @@ impl Driven {
     /// Ends a round like a driver: checks the output and memory bounds, writes everything.
     pub fn end_round(&mut self) {
         let pending = self.conn.pending_output().len();
+        self.max_pending = self.max_pending.max(pending);
         assert_eq!(self.conn.buffered_amount(), pending);
         assert_eq!(self.conn.wants_write(), pending > 0);
         // A Pong is at most as long as its Ping for a server; a client's masked Pong may be
@@ -828,6 +836,23 @@ impl Driven {
         self.conn.consume_output(pending);
         assert!(!self.conn.wants_write());
         self.check_heap(false);
+        self.rounds += 1;
+        if self.rounds % 2 == 0 {
+            let held = self.conn.heap_size();
+            self.conn.release_buffers();
+            assert!(
+                self.conn.heap_size() <= held,
+                "release_buffers grew the heap"
+            );
+            // (A compressed message in progress keeps its inflated part.)
+            if !self.conn.holds_receive_buffer() && !self.conn.is_deflate_negotiated() {
+                assert_eq!(
+                    self.conn.heap_size(),
+                    0,
+                    "buffers left after release_buffers with no input in progress"
+                );
+            }
+        }
         if self.failed.is_some() || (self.closed.is_some() && self.role == Role::Server) {
             // RFC 6455 §7.1.1: the server closes TCP first; a failed connection is done.
             assert!(
@@ -853,10 +878,11 @@ impl Driven {
                 + self.max_read.max(self.config.read_buffer_size).min(1 << 20)
                 + self.config.max_head_size
                 + RECV_SLACK);
+        // An emptied output buffer keeps the memory of the most output pending at once.
         let out_bound = if with_output {
-            2 * self.conn.pending_output().len() + 64
+            2 * self.conn.pending_output().len().max(self.max_pending) + 64
         } else {
-            0
+            2 * self.max_pending + 64
         };
         assert!(
             heap <= recv_bound + out_bound,

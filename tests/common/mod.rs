@@ -106,6 +106,8 @@ pub fn quiet_config() -> Config {
     config.keepalive_timeout = None;
     config.close_timeout = None;
     config.handshake_timeout = None;
+    // Emptied buffers are freed at once: no deadline for them either.
+    config.buffer_linger = None;
     config
 }
 

@@ -353,14 +353,14 @@ impl Connection {
         }
     }
 
-    /// Whether a receive buffer is held: a frame or message is only partly here, or the
-    /// buffer is kept for the next message (`Config::buffer_linger`). A driver reads
-    /// straight into it with [`receive_buffer`](Self::receive_buffer) then; when none is
-    /// held it can wait for the next read with a small buffer of its own and hand the bytes
-    /// over with [`receive`](Self::receive), so idle connections hold no buffer.
+    /// Whether received bytes are waiting for the rest of their frame or message. A driver
+    /// then reads straight into the connection with [`receive_buffer`](Self::receive_buffer);
+    /// otherwise it can wait for the next read with a small buffer of its own and hand the
+    /// bytes over with [`receive`](Self::receive), so that an idle connection never grows a
+    /// buffer of `read_buffer_size` just to wait (a kept buffer is reused by `receive` too).
     #[must_use]
-    pub fn holds_receive_buffer(&self) -> bool {
-        self.recv.capacity() > 0
+    pub fn has_partial_input(&self) -> bool {
+        self.live_start() < self.recv.filled()
     }
 
     /// The peer closed its side of the stream (a read returned 0).
@@ -401,11 +401,11 @@ impl Connection {
         // Frame headers and control frames consumed inside a fragmented message leave dead
         // bytes between its joined payload and the next unparsed byte; close that gap first,
         // or a peer could grow the buffer with Pings between two fragments.
-        if let Some(m) = &self.message {
-            if self.parse_pos > m.end {
-                self.recv.remove(m.end..self.parse_pos);
-                self.parse_pos = m.end;
-            }
+        if let Some(m) = &self.message
+            && self.parse_pos > m.end
+        {
+            self.recv.remove(m.end..self.parse_pos);
+            self.parse_pos = m.end;
         }
         let shift = self.recv.make_room(
             self.live_start(),
@@ -779,13 +779,13 @@ impl Connection {
             }
             (None, _) => 0,
         };
-        if let Some(max) = self.config.max_frame_size {
-            if header.payload_len > max as u64 {
-                return Err(ProtocolError::FrameTooLarge {
-                    len: header.payload_len,
-                    max,
-                });
-            }
+        if let Some(max) = self.config.max_frame_size
+            && header.payload_len > max as u64
+        {
+            return Err(ProtocolError::FrameTooLarge {
+                len: header.payload_len,
+                max,
+            });
         }
         let total = so_far.saturating_add(header.payload_len);
         if total > self.config.max_message_size as u64 {

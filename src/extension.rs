@@ -126,17 +126,15 @@ pub(crate) fn apply_response(
         let agreed = PmceParams::parse(first, Role::Server).map_err(invalid)?;
         if let (Some(offered), Some(got)) =
             (wanted.server_max_window_bits, agreed.server_max_window_bits)
+            && got > offered
         {
-            if got > offered {
-                return Err(invalid("server_max_window_bits above the offer"));
-            }
+            return Err(invalid("server_max_window_bits above the offer"));
         }
         if let (Some(offered), Some(Some(got))) =
             (wanted.client_max_window_bits, agreed.client_max_window_bits)
+            && got > offered
         {
-            if got > offered {
-                return Err(invalid("client_max_window_bits above the offer"));
-            }
+            return Err(invalid("client_max_window_bits above the offer"));
         }
         return Ok(Negotiated {
             rsv_allowed: RSV1,

@@ -3,6 +3,13 @@
 //! A code point may be split across frames or reads; anything that can no longer become valid
 //! UTF-8 is reported as soon as its bytes are seen, without waiting for the end of the message.
 
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+mod avx512;
+
+/// Below this many bytes simdutf8 is as fast and the CPU feature check is not worth it.
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+const WIDE_MIN_LEN: usize = 256;
+
 /// Streaming validator: carries at most one incomplete code point between calls.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Utf8Validator {
@@ -30,6 +37,17 @@ impl Utf8Validator {
                 Err(_) => return Err(InvalidUtf8),
             }
         }
+        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        if bytes.len() >= WIDE_MIN_LEN && avx512::is_available() {
+            // Everything before a code point the piece leaves open is validated as complete
+            // text; the few bytes after it go through the general path below.
+            let open = open_tail_start(bytes);
+            // SAFETY: `is_available` checked that the CPU has what `is_valid` needs.
+            if !unsafe { avx512::is_valid(&bytes[..open]) } {
+                return Err(InvalidUtf8);
+            }
+            bytes = &bytes[open..];
+        }
         match from_utf8(bytes) {
             Ok(_) => Ok(()),
             // `error_len() == None` only when the tail is a valid prefix of a code point.
@@ -55,6 +73,29 @@ impl Utf8Validator {
 /// `error_len` as `core::str::from_utf8`, which the incremental logic relies on).
 fn from_utf8(bytes: &[u8]) -> Result<&str, simdutf8::compat::Utf8Error> {
     simdutf8::compat::from_utf8(bytes)
+}
+
+/// Where the code point that `bytes` leaves unfinished starts, if it ends with the first 1-3
+/// bytes of a longer sequence; else `bytes.len()`. Only lead bytes are looked at: whether
+/// the bytes after the lead are right is left to the validator.
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+fn open_tail_start(bytes: &[u8]) -> usize {
+    let len = bytes.len();
+    for back in 1..=len.min(3) {
+        let byte = bytes[len - back];
+        if byte < 0x80 {
+            return len;
+        }
+        if byte >= 0xC0 {
+            let width = match byte {
+                0xF0.. => 4,
+                0xE0.. => 3,
+                _ => 2,
+            };
+            return if width > back { len - back } else { len };
+        }
+    }
+    len
 }
 
 /// Length of the sequence a lead byte starts; only called on leads `from_utf8` accepted.
@@ -142,6 +183,21 @@ mod tests {
             let ours = from_utf8(&bytes).map_err(|e| (e.valid_up_to(), e.error_len()));
             let core = core::str::from_utf8(&bytes).map_err(|e| (e.valid_up_to(), e.error_len()));
             prop_assert_eq!(ours, core);
+        }
+
+        /// Pieces long enough for the AVX-512 path, cut anywhere, with or without an error.
+        #[test]
+        fn long_pieces_agree_with_core(
+            text in "\\PC{100,900}",
+            bad in proptest::collection::vec(any::<u8>(), 0..3),
+            at in any::<proptest::sample::Index>(),
+            piece in 256usize..700,
+        ) {
+            let mut bytes = text.into_bytes();
+            let at = at.index(bytes.len() + 1);
+            bytes.splice(at..at, bad);
+            let expected = core::str::from_utf8(&bytes).is_ok();
+            prop_assert_eq!(validate_in_pieces(&bytes, piece).is_ok(), expected);
         }
 
         #[test]

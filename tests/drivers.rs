@@ -97,10 +97,10 @@ fn blocking_echo_server(
                 Message::Ping(_) | Message::Pong(_) => continue,
             }
             echoed += 1;
-            if let Some((after, code, reason)) = close_after {
-                if echoed == after {
-                    ws.close(code, reason).unwrap();
-                }
+            if let Some((after, code, reason)) = close_after
+                && echoed == after
+            {
+                ws.close(code, reason).unwrap();
             }
         }
         assert_eq!(ws.connection().state(), ConnectionState::Closed);
@@ -138,10 +138,10 @@ fn tokio_echo_server(
                 Message::Ping(_) | Message::Pong(_) => continue,
             }
             echoed += 1;
-            if let Some((after, code, reason)) = close_after {
-                if echoed == after {
-                    ws.close(code, reason).await.unwrap();
-                }
+            if let Some((after, code, reason)) = close_after
+                && echoed == after
+            {
+                ws.close(code, reason).await.unwrap();
             }
         }
         assert_eq!(ws.connection().state(), ConnectionState::Closed);

@@ -837,7 +837,7 @@ impl Driven {
         assert!(!self.conn.wants_write());
         self.check_heap(false);
         self.rounds += 1;
-        if self.rounds % 2 == 0 {
+        if self.rounds.is_multiple_of(2) {
             let held = self.conn.heap_size();
             self.conn.release_buffers();
             assert!(
@@ -845,7 +845,7 @@ impl Driven {
                 "release_buffers grew the heap"
             );
             // (A compressed message in progress keeps its inflated part.)
-            if !self.conn.holds_receive_buffer() && !self.conn.is_deflate_negotiated() {
+            if !self.conn.has_partial_input() && !self.conn.is_deflate_negotiated() {
                 assert_eq!(
                     self.conn.heap_size(),
                     0,

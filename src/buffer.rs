@@ -123,6 +123,11 @@ impl RecvBuffer {
     pub(crate) fn capacity(&self) -> usize {
         self.buf.capacity()
     }
+
+    /// Room for a read without growing.
+    pub(crate) fn room(&self) -> usize {
+        self.buf.len() - self.filled
+    }
 }
 
 /// Bytes queued for the wire, with the client's masking.

@@ -363,6 +363,16 @@ impl Connection {
         self.live_start() < self.recv.filled()
     }
 
+    /// Whether the next read should go straight into
+    /// [`receive_buffer`](Self::receive_buffer): a frame or message is partly here, or a
+    /// buffer kept from earlier traffic has room for a whole read. Otherwise a driver that
+    /// reads through a small buffer of its own and [`receive`](Self::receive) keeps a
+    /// waiting connection from growing a `read_buffer_size` buffer just to wait.
+    #[must_use]
+    pub fn prefers_receive_buffer(&self) -> bool {
+        self.has_partial_input() || self.recv.room() >= self.config.read_buffer_size
+    }
+
     /// The peer closed its side of the stream (a read returned 0).
     pub fn receive_eof(&mut self) {
         if self.eof {

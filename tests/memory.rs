@@ -66,6 +66,33 @@ fn emptied_buffers_are_kept_for_the_next_message_until_the_linger_ends() {
 }
 
 #[test]
+fn reads_go_into_a_kept_buffer_only_when_it_has_room_for_one() {
+    let mut server = Connection::upgraded_server(lingering_config());
+    assert!(!server.prefers_receive_buffer(), "no buffer yet");
+    // A small message leaves a small kept buffer: waiting in it would grow it to a read.
+    server.receive(&[0x82, 0x82, 0, 0, 0, 0, 1, 2]);
+    assert_eq!(drain(&mut server), [Ev::Binary(vec![1, 2])]);
+    assert!(server.heap_size() > 0);
+    assert!(!server.prefers_receive_buffer());
+    // A frame in progress always goes straight in.
+    server.receive(&[0x82, 0x82, 0, 0, 0, 0, 1]);
+    assert_eq!(drain(&mut server), []);
+    assert!(server.prefers_receive_buffer());
+    server.receive(&[2]);
+    assert_eq!(drain(&mut server), [Ev::Binary(vec![1, 2])]);
+    // A large message leaves a buffer with room for whole reads.
+    let big = vec![9u8; 100_000];
+    let mut client = Connection::upgraded_client(lingering_config(), |d: &mut [u8]| d.fill(0));
+    client.send_binary(&big).unwrap();
+    let wire = take_output(&mut client);
+    assert_eq!(feed(&mut server, &wire), [Ev::Binary(big)]);
+    assert_eq!(drain(&mut server), []);
+    assert!(server.prefers_receive_buffer());
+    server.release_buffers();
+    assert!(!server.prefers_receive_buffer());
+}
+
+#[test]
 fn release_buffers_keeps_input_in_progress() {
     let mut server = Connection::upgraded_server(lingering_config());
     // Half of a masked 4-byte binary frame.

@@ -308,7 +308,7 @@ impl<S: Transport> WebSocket<S> {
             None => None,
         };
         self.stream.set_read_timeout(timeout)?;
-        let result = if self.conn.has_partial_input() {
+        let result = if self.conn.prefers_receive_buffer() {
             self.stream
                 .read(self.conn.receive_buffer())
                 .map(|n| (n, None))

@@ -81,14 +81,15 @@ impl Clock {
     }
 }
 
-/// Reads once into the connection: straight into its buffer while a frame or message is
-/// partly there, else through a small stack buffer, so that waiting costs no buffer.
+/// Reads once into the connection: straight into its buffer while a frame is partly there
+/// or a kept buffer has room, else through a small stack buffer, so that waiting costs no
+/// buffer.
 fn poll_read_into<R: AsyncRead + Unpin>(
     reader: &mut R,
     conn: &mut Connection,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<()>> {
-    let result = if conn.has_partial_input() {
+    let result = if conn.prefers_receive_buffer() {
         let mut buf = ReadBuf::new(conn.receive_buffer());
         let read = ready!(Pin::new(reader).poll_read(cx, &mut buf)).map(|()| buf.filled().len());
         read.map(|n| {

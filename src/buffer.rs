@@ -212,7 +212,15 @@ impl Output {
         };
         let mut head = [0; MAX_HEADER_LEN];
         let head_len = header.encode(&mut head);
-        self.buf.reserve(head_len + payload.len());
+        self.buf.reserve(COPY_ALIGN + head_len + payload.len());
+        if self.buf.is_empty() && payload.len() >= ALIGNED_COPY_MIN {
+            // Start the frame a few bytes in, so that the payload's copy has the same
+            // alignment as its source.
+            let payload_at = self.buf.as_ptr() as usize + head_len;
+            let gap = (payload.as_ptr() as usize).wrapping_sub(payload_at) % COPY_ALIGN;
+            self.buf.resize(gap, 0);
+            self.start = gap;
+        }
         self.buf.extend_from_slice(&head[..head_len]);
         let payload_start = self.buf.len();
         self.buf.extend_from_slice(payload);
@@ -221,6 +229,18 @@ impl Output {
         }
     }
 }
+
+/// Large payloads are copied into the output at the same offset modulo this as their
+/// source. `memcpy` (glibc's `rep movsb` on the AMD EPYC the benches ran on) copied 64 KiB
+/// at 1.7 GiB/s instead of 28 when the destination was 1-31 bytes past the source modulo
+/// 4 KiB, and the 64 KiB echo hit that for most messages: the receive and output buffers
+/// of a connection sat 16 bytes apart and the headers differ by 4. Same alignment modulo 64
+/// can never be in that window.
+const COPY_ALIGN: usize = 64;
+
+/// Payloads from this size on are copied aligned with their source; below it the gap is
+/// not worth it.
+const ALIGNED_COPY_MIN: usize = 4096;
 
 /// Masking keys drawn per call to the entropy source: 256 frames' worth, so a client sending
 /// small messages does not pay a `getrandom` system call every few frames (the encode bench
@@ -261,6 +281,32 @@ mod tests {
         recv.spare()[..data.len()].copy_from_slice(data);
         recv.commit(data.len());
         recv
+    }
+
+    #[test]
+    fn large_payload_lands_at_its_source_alignment() {
+        let source: Vec<u8> = (0..9_000u32).map(|i| i as u8).collect();
+        for offset in 0..COPY_ALIGN {
+            let payload = &source[offset..offset + ALIGNED_COPY_MIN];
+            let mut out = Output::new(None);
+            out.frame(Opcode::Binary, true, 0, payload);
+            let header = [0x82, 0x7e, 0x10, 0x00];
+            assert_eq!(&out.pending()[..4], &header);
+            assert_eq!(&out.pending()[4..], payload);
+            let copied_to = out.pending()[4..].as_ptr() as usize;
+            assert_eq!(
+                copied_to.wrapping_sub(payload.as_ptr() as usize) % COPY_ALIGN,
+                0,
+                "offset {offset}"
+            );
+            // Small payloads and frames behind pending bytes get no gap.
+            out.frame(Opcode::Binary, true, 0, &payload[..10]);
+            assert_eq!(out.pending().len(), 4 + ALIGNED_COPY_MIN + 2 + 10);
+            out.consume(out.pending().len());
+            out.frame(Opcode::Text, true, 0, b"hi");
+            assert_eq!(out.pending(), b"\x81\x02hi");
+            assert_eq!(out.start, 0);
+        }
     }
 
     #[test]

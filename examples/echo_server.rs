@@ -18,18 +18,6 @@ usage: echo_server [--addr HOST:PORT] [--max-message-size BYTES] [--deflate]
   --max-message-size BYTES   largest message accepted (default 16777216)
   --deflate                  accept permessage-deflate (RFC 7692) offers";
 
-/// An owned copy of what to send back.
-/// The reused payload buffer is dropped after a message larger than this, so one large
-/// message does not pin its size for the life of the connection.
-const KEEP_PAYLOAD_CAPACITY: usize = 256 << 10;
-
-/// What to send back; the payload itself waits in a buffer reused for every message.
-enum Echo {
-    Text,
-    Binary,
-    Nothing,
-}
-
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let args = args::Args::parse(USAGE, &["addr", "max-message-size"], &["deflate"]);
@@ -58,33 +46,17 @@ async fn echo(
     config: &Config,
 ) -> Result<(), wsproto::drivers::Error> {
     let mut ws = WebSocketStream::accept(stream, config.clone()).await?;
-    // The event lends the payload from the connection's buffer, which sending needs too:
-    // copy it out once, into memory kept from one message to the next.
-    let mut payload = Vec::new();
-    loop {
-        let echo = ws
-            .recv_with(|event| {
-                let (echo, bytes) = match event {
-                    wsproto::Event::Text(text) => (Echo::Text, text.as_bytes()),
-                    wsproto::Event::Binary(data) => (Echo::Binary, data),
-                    _ => return Echo::Nothing,
-                };
-                payload.clear();
-                payload.extend_from_slice(bytes);
-                echo
-            })
-            .await?;
-        match echo {
-            None => return Ok(()),
-            Some(Echo::Text) => {
-                let text = std::str::from_utf8(&payload).expect("a Text event is UTF-8");
-                ws.send_text(text).await?;
-            }
-            Some(Echo::Binary) => ws.send_binary(&payload).await?,
-            Some(Echo::Nothing) => {}
-        }
-        if payload.capacity() > KEEP_PAYLOAD_CAPACITY {
-            payload = Vec::new();
-        }
+    // The reply is framed straight from the received payload, which the event lends: no
+    // copy of it is made on the way.
+    while let Some(sent) = ws
+        .recv_with_sender(|event, sender| match event {
+            wsproto::Event::Text(text) => sender.send_text(text),
+            wsproto::Event::Binary(data) => sender.send_binary(data),
+            _ => Ok(()),
+        })
+        .await?
+    {
+        sent?;
     }
+    Ok(())
 }

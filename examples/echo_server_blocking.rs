@@ -18,12 +18,6 @@ usage: echo_server_blocking [--addr HOST:PORT] [--max-message-size BYTES] [--def
   --max-message-size BYTES   largest message accepted (default 16777216)
   --deflate                  accept permessage-deflate (RFC 7692) offers";
 
-enum Echo {
-    Text(String),
-    Binary(Vec<u8>),
-    Nothing,
-}
-
 fn main() -> std::io::Result<()> {
     let args = args::Args::parse(USAGE, &["addr", "max-message-size"], &["deflate"]);
     let mut config = Config::default();
@@ -51,17 +45,13 @@ fn main() -> std::io::Result<()> {
 
 fn echo(stream: TcpStream, config: Config) -> Result<(), wsproto::drivers::Error> {
     let mut ws = WebSocket::accept(stream, config)?;
-    loop {
-        let echo = ws.read_with(|event| match event {
-            wsproto::Event::Text(text) => Echo::Text(text.to_owned()),
-            wsproto::Event::Binary(data) => Echo::Binary(data.to_vec()),
-            _ => Echo::Nothing,
-        })?;
-        match echo {
-            None => return Ok(()),
-            Some(Echo::Text(text)) => ws.send_text(&text)?,
-            Some(Echo::Binary(data)) => ws.send_binary(&data)?,
-            Some(Echo::Nothing) => {}
-        }
+    // The reply is framed straight from the received payload; the sender writes it at once.
+    while let Some(sent) = ws.read_with_sender(|event, sender| match event {
+        wsproto::Event::Text(text) => sender.send_text(text),
+        wsproto::Event::Binary(data) => sender.send_binary(data),
+        _ => Ok(()),
+    })? {
+        sent?;
     }
+    Ok(())
 }

@@ -38,7 +38,8 @@ use crate::handshake::{
     self, Accept, ClientRequest, HandshakeError, HeadScanner, Request, Response,
 };
 use crate::mask::apply_mask;
-use crate::utf8::Utf8Validator;
+use crate::sender::Sender;
+use crate::utf8::{self, Utf8Validator};
 use alloc::boxed::Box;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -139,6 +140,47 @@ enum Step {
     Ping(Range<usize>),
     Pong(Range<usize>),
     Close(CloseCode, Range<usize>),
+    Closed(CloseCode),
+}
+
+/// What events borrow from a connection, apart from what sending needs.
+struct EventLender<'a> {
+    recv: &'a RecvBuffer,
+    state: &'a State,
+    response: Option<&'a Response>,
+    #[cfg(feature = "deflate")]
+    inflated: &'a [u8],
+}
+
+impl<'a> EventLender<'a> {
+    /// The event for a step `advance` stopped at.
+    fn event(self, step: Step) -> Event<'a> {
+        let bytes = self.recv.bytes();
+        match step {
+            Step::Request => match self.state {
+                State::AwaitingAnswer { request, .. } => Event::Request(request),
+                _ => unreachable!("Step::Request is returned in AwaitingAnswer"),
+            },
+            Step::Accepted => match self.response {
+                Some(response) => Event::Accepted(response),
+                None => unreachable!("Step::Accepted stores the response"),
+            },
+            Step::Text(r) => Event::Text(validated_text(&bytes[r])),
+            Step::Binary(r) => Event::Binary(&bytes[r]),
+            #[cfg(feature = "deflate")]
+            Step::Inflated(MessageKind::Text) => Event::Text(validated_text(self.inflated)),
+            #[cfg(feature = "deflate")]
+            Step::Inflated(MessageKind::Binary) => Event::Binary(self.inflated),
+            Step::Ping(r) => Event::Ping(&bytes[r]),
+            Step::Pong(r) => Event::Pong(&bytes[r]),
+            Step::Close(code, r) => Event::Close {
+                code,
+                reason: core::str::from_utf8(&bytes[r]).unwrap_or_default(),
+            },
+            Step::Closed(code) => Event::Closed(code),
+            Step::Continue | Step::NeedData => unreachable!("advance goes on past these"),
+        }
+    }
 }
 
 /// Deadlines on the driver's clock. `activity` and unarmed state timers make
@@ -486,6 +528,63 @@ impl Connection {
     /// code is already queued) or the keepalive timed out. The same error is returned on
     /// every later call.
     pub fn next_event(&mut self) -> Result<Option<Event<'_>>, Error> {
+        let Some(step) = self.advance()? else {
+            return Ok(None);
+        };
+        Ok(Some(self.parts().0.event(step)))
+    }
+
+    /// [`next_event`](Self::next_event) together with a [`Sender`] that can queue messages
+    /// while the event borrows its payload: a reply is framed straight from the receive
+    /// buffer, without copying the payload out first.
+    ///
+    /// ```
+    /// # use wsproto::{Config, Connection, Event};
+    /// # let mut conn = Connection::upgraded_server(Config::default());
+    /// # conn.receive(&[0x81, 0x82, 0, 0, 0, 0, b'h', b'i']);
+    /// while let Some((event, mut sender)) = conn.next_event_with_sender()? {
+    ///     match event {
+    ///         Event::Text(text) => sender.send_text(text)?,
+    ///         Event::Binary(data) => sender.send_binary(data)?,
+    ///         _ => {}
+    ///     }
+    /// }
+    /// assert_eq!(conn.pending_output(), &[0x81, 0x02, b'h', b'i']);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`next_event`](Self::next_event).
+    pub fn next_event_with_sender(&mut self) -> Result<Option<(Event<'_>, Sender<'_>)>, Error> {
+        let Some(step) = self.advance()? else {
+            return Ok(None);
+        };
+        let (lender, sender) = self.parts();
+        Ok(Some((lender.event(step), sender)))
+    }
+
+    /// The parts an event borrows and the parts sending needs, borrowed apart.
+    fn parts(&mut self) -> (EventLender<'_>, Sender<'_>) {
+        let ready = self.check_can_send_message();
+        (
+            EventLender {
+                recv: &self.recv,
+                state: &self.state,
+                response: self.response.as_deref(),
+                #[cfg(feature = "deflate")]
+                inflated: &self.inflated,
+            },
+            Sender::new(
+                &mut self.out,
+                #[cfg(feature = "deflate")]
+                self.codec.as_deref_mut(),
+                ready,
+            ),
+        )
+    }
+
+    /// Processes input until the next event; `None` when more input is needed.
+    fn advance(&mut self) -> Result<Option<Step>, Error> {
         self.response = None;
         #[cfg(feature = "deflate")]
         if !self.message.as_ref().is_some_and(|m| m.compressed) {
@@ -495,7 +594,7 @@ impl Connection {
             }
         }
         self.clear_if_drained();
-        let step = loop {
+        loop {
             match &mut self.state {
                 State::ReadingRequest(_) => match self.read_request() {
                     Ok(true) => continue,
@@ -508,10 +607,10 @@ impl Connection {
                         return Ok(None);
                     }
                     *reported = true;
-                    break Step::Request;
+                    return Ok(Some(Step::Request));
                 }
                 State::ReadingResponse(_) => match self.read_response() {
-                    Ok(true) => break Step::Accepted,
+                    Ok(true) => return Ok(Some(Step::Accepted)),
                     Ok(false) if self.eof => self.end_of_input(),
                     Ok(false) => return Ok(None),
                     Err(e) => return Err(self.fail_with(e.into())),
@@ -522,7 +621,7 @@ impl Connection {
                         return Ok(None);
                     }
                     *reported = true;
-                    return Ok(Some(Event::Closed(*code)));
+                    return Ok(Some(Step::Closed(*code)));
                 }
                 State::Open | State::CloseSent => {}
             }
@@ -533,34 +632,10 @@ impl Connection {
                     self.clear_if_drained();
                     return Ok(None);
                 }
-                Ok(step) => break step,
+                Ok(step) => return Ok(Some(step)),
                 Err(e) => return Err(self.fail_with(e.into())),
             }
-        };
-        let bytes = self.recv.bytes();
-        Ok(Some(match step {
-            Step::Request => match &self.state {
-                State::AwaitingAnswer { request, .. } => Event::Request(request),
-                _ => unreachable!("Step::Request is returned in AwaitingAnswer"),
-            },
-            Step::Accepted => match &self.response {
-                Some(response) => Event::Accepted(response),
-                None => unreachable!("Step::Accepted stores the response"),
-            },
-            Step::Text(r) => Event::Text(validated_text(&bytes[r])),
-            Step::Binary(r) => Event::Binary(&bytes[r]),
-            #[cfg(feature = "deflate")]
-            Step::Inflated(MessageKind::Text) => Event::Text(validated_text(&self.inflated)),
-            #[cfg(feature = "deflate")]
-            Step::Inflated(MessageKind::Binary) => Event::Binary(&self.inflated),
-            Step::Ping(r) => Event::Ping(&bytes[r]),
-            Step::Pong(r) => Event::Pong(&bytes[r]),
-            Step::Close(code, r) => Event::Close {
-                code,
-                reason: core::str::from_utf8(&bytes[r]).unwrap_or_default(),
-            },
-            Step::Continue | Step::NeedData => unreachable!("handled in the loop"),
-        }))
+        }
     }
 
     /// Server: looks for the end of the request head; parses and checks it once complete.
@@ -712,6 +787,9 @@ impl Connection {
             return self.on_control(header.opcode, start..end);
         }
         self.parse_pos += header_len;
+        if let Some(step) = self.whole_message_frame(&header)? {
+            return Ok(step);
+        }
         match header.opcode {
             Opcode::Continuation => {
                 if let Some(m) = &mut self.message {
@@ -741,6 +819,42 @@ impl Connection {
             fin: header.fin,
         });
         Ok(Step::Continue)
+    }
+
+    /// The common case in one go: an uncompressed single-frame message whose payload is all
+    /// here is unmasked, validated and reported without the frame and message bookkeeping
+    /// that payloads arriving in pieces need (half the time of a 16-byte message went
+    /// there). `parse_pos` is just past the header. `None` leaves the frame to the general
+    /// path.
+    fn whole_message_frame(&mut self, header: &FrameHeader) -> Result<Option<Step>, ProtocolError> {
+        let kind = match header.opcode {
+            Opcode::Text => MessageKind::Text,
+            Opcode::Binary => MessageKind::Binary,
+            _ => return Ok(None),
+        };
+        let start = self.parse_pos;
+        let here = (self.recv.filled() - start) as u64;
+        if !header.fin || header.rsv & RSV1 != 0 || header.payload_len > here {
+            return Ok(None);
+        }
+        let end = start + header.payload_len as usize;
+        let payload = &mut self.recv.bytes_mut()[start..end];
+        if let Some(key) = header.mask {
+            apply_mask(payload, key, 0);
+        }
+        if kind == MessageKind::Text {
+            // RFC 6455 §8.1: the whole text is here, so the first invalid byte is too.
+            utf8::validate_complete(payload).map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        self.parse_pos = end;
+        if matches!(self.state, State::CloseSent) {
+            // After our Close, incoming data is dropped (RFC 6455 §5.5.1).
+            return Ok(Some(Step::Continue));
+        }
+        Ok(Some(match kind {
+            MessageKind::Text => Step::Text(start..end),
+            MessageKind::Binary => Step::Binary(start..end),
+        }))
     }
 
     /// Enforces the rules a header alone can break, before any payload is buffered.
@@ -1000,12 +1114,7 @@ impl Connection {
     /// Queues a whole message, compressed when permessage-deflate was agreed and it is
     /// large enough.
     fn send_message(&mut self, opcode: Opcode, payload: &[u8]) {
-        if self.should_compress(payload.len()) {
-            let compressed = self.compress(payload, true);
-            self.out.frame(opcode, true, RSV1, &compressed);
-        } else {
-            self.out.frame(opcode, true, 0, payload);
-        }
+        self.parts().1.queue(opcode, payload);
     }
 
     fn should_compress(&self, len: usize) -> bool {
@@ -1432,11 +1541,13 @@ fn validated_text(bytes: &[u8]) -> &str {
     );
     // SAFETY: every byte of a text message, in order, went through `Utf8Validator::feed`
     // right after it was unmasked (or inflated) into its final place, and the message ended
-    // with `finish`; nothing writes inside a message's bytes afterwards (later frames are
-    // joined after its end, control frames are unmasked past it). `feed` + `finish` accept
-    // exactly the valid UTF-8 texts: the properties `pieces_agree_with_core` and
-    // `simd_errors_match_core` in utf8.rs, and the chunking properties of the connection,
-    // check it, with debug assertions on in tests.
+    // with `finish`; or the message was one frame, all here, and went through
+    // `utf8::validate_complete` once unmasked. Nothing writes inside a message's bytes
+    // afterwards (later frames are joined after its end, control frames are unmasked past
+    // it). Both accept exactly the valid UTF-8 texts: the properties
+    // `pieces_agree_with_core`, `simd_errors_match_core` and `complete_agrees_with_core` in
+    // utf8.rs, and the chunking properties of the connection, check it, with debug
+    // assertions on in tests.
     unsafe { core::str::from_utf8_unchecked(bytes) }
 }
 

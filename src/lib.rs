@@ -109,6 +109,7 @@ mod extension;
 mod frame;
 mod handshake;
 mod mask;
+mod sender;
 mod utf8;
 
 pub use close::{CloseCode, MAX_CLOSE_REASON};
@@ -124,3 +125,4 @@ pub use handshake::{
     Accept, BuildError, ClientRequest, ExtensionOffer, HandshakeError, Request, Response, UrlError,
 };
 pub use mask::apply_mask;
+pub use sender::Sender;

@@ -8,15 +8,30 @@
 ///
 /// A payload that arrives in several reads is unmasked chunk by chunk: pass the number of
 /// payload bytes already unmasked as `phase` (only `phase % 4` matters).
+///
+/// Inlined so that the short payloads of small messages are unmasked in place in the
+/// caller's code; long ones go to [`apply_mask_long`].
+#[inline]
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4], phase: usize) {
     let key = rotate_key(key, phase);
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
-    if buf.len() >= WIDE_MIN_LEN && std::is_x86_feature_detected!("avx2") {
-        // SAFETY: `apply_mask_avx2` only needs the CPU to support AVX2, detected just above.
-        unsafe { apply_mask_avx2(buf, key) };
+    if buf.len() >= WIDE_MIN_LEN {
+        apply_mask_long(buf, key);
         return;
     }
     apply_mask_words(buf, key);
+}
+
+/// Long payloads: in AVX2 registers where the CPU has them.
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+#[inline(never)]
+fn apply_mask_long(buf: &mut [u8], key: [u8; 4]) {
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: `apply_mask_avx2` only needs the CPU to support AVX2, detected just above.
+        unsafe { apply_mask_avx2(buf, key) };
+    } else {
+        apply_mask_words(buf, key);
+    }
 }
 
 /// Below this length the 8-byte loop is as fast and the CPU feature check is not worth it.

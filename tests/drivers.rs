@@ -890,3 +890,90 @@ async fn tokio_reset_after_closing_handshake_ends_cleanly() {
     })
     .await;
 }
+
+// ----- replies through the sender ------------------------------------------------------------
+
+/// The messages a sender-echo test sends, and expects back in order.
+fn sender_echo_messages() -> Vec<Message> {
+    vec![
+        Message::Text("hello \u{2713}".into()),
+        Message::Binary(big_binary()),
+        Message::Text("last".into()),
+    ]
+}
+
+#[test]
+fn blocking_read_with_sender_echoes_without_copying_out() {
+    within(LIMIT, || {
+        let (listener, url) = std_listener();
+        let server = thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut ws = WebSocket::accept(stream, quiet_config()).unwrap();
+            let mut replies = 0;
+            while let Some(sent) = ws
+                .read_with_sender(|event, sender| match event {
+                    wsproto::Event::Text(text) => sender.send_text(text).map(|()| 1),
+                    wsproto::Event::Binary(data) => sender.send_binary(data).map(|()| 1),
+                    _ => Ok(0),
+                })
+                .unwrap()
+            {
+                replies += sent.unwrap();
+            }
+            replies
+        });
+        let mut ws = WebSocket::connect(&url).unwrap();
+        for message in sender_echo_messages() {
+            match &message {
+                Message::Text(text) => ws.send_text(text).unwrap(),
+                Message::Binary(data) => ws.send_binary(data).unwrap(),
+                _ => unreachable!(),
+            }
+            assert_eq!(ws.read().unwrap(), Some(message));
+        }
+        ws.close(CloseCode::NORMAL, "bye").unwrap();
+        assert_eq!(ws.read().unwrap(), Some(close_message(1000, "bye")));
+        assert_eq!(ws.read().unwrap(), None);
+        assert_eq!(server.join().unwrap(), 3);
+    });
+}
+
+#[tokio::test]
+async fn tokio_recv_with_sender_echoes_without_copying_out() {
+    bounded(async {
+        let (listener, url) = tokio_listener().await;
+        let server = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let mut ws = WebSocketStream::accept(stream, quiet_config())
+                .await
+                .unwrap();
+            let mut replies = 0;
+            while let Some(sent) = ws
+                .recv_with_sender(|event, sender| match event {
+                    wsproto::Event::Text(text) => sender.send_text(text).map(|()| 1),
+                    wsproto::Event::Binary(data) => sender.send_binary(data).map(|()| 1),
+                    _ => Ok(0),
+                })
+                .await
+                .unwrap()
+            {
+                replies += sent.unwrap();
+            }
+            replies
+        });
+        let mut ws = WebSocketStream::connect(&url).await.unwrap();
+        for message in sender_echo_messages() {
+            match &message {
+                Message::Text(text) => ws.send_text(text).await.unwrap(),
+                Message::Binary(data) => ws.send_binary(data).await.unwrap(),
+                _ => unreachable!(),
+            }
+            assert_eq!(ws.recv().await.unwrap(), Some(message));
+        }
+        ws.close(CloseCode::NORMAL, "bye").await.unwrap();
+        assert_eq!(ws.recv().await.unwrap(), Some(close_message(1000, "bye")));
+        assert_eq!(ws.recv().await.unwrap(), None);
+        assert_eq!(server.await.unwrap(), 3);
+    })
+    .await;
+}

@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::connection::{Connection, ConnectionState};
 use crate::event::{Event, MessageKind};
 use crate::handshake::{ClientRequest, Request};
+use crate::sender::Sender;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
@@ -186,6 +187,31 @@ impl<S: Transport> WebSocket<S> {
         loop {
             match self.conn.next_event() {
                 Ok(Some(event)) => return Ok(Some(f(event))),
+                Ok(None) if self.shut => return Ok(None),
+                Ok(None) => {}
+                Err(e) => return Err(self.failed(e.into())),
+            }
+            self.fill()?;
+        }
+    }
+
+    /// Hands the next event to `f` together with a [`Sender`] for replies, then writes what
+    /// `f` queued: an echo or a relay frames the payload straight from the receive buffer,
+    /// without copying it out first. `Ok(None)` once closed.
+    ///
+    /// # Errors
+    /// As [`read`](Self::read).
+    pub fn read_with_sender<R>(
+        &mut self,
+        f: impl FnOnce(Event<'_>, &mut Sender<'_>) -> R,
+    ) -> Result<Option<R>, Error> {
+        loop {
+            match self.conn.next_event_with_sender() {
+                Ok(Some((event, mut sender))) => {
+                    let result = f(event, &mut sender);
+                    self.flush()?;
+                    return Ok(Some(result));
+                }
                 Ok(None) if self.shut => return Ok(None),
                 Ok(None) => {}
                 Err(e) => return Err(self.failed(e.into())),

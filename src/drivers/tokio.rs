@@ -27,6 +27,7 @@ use crate::config::Config;
 use crate::connection::{Connection, ConnectionState};
 use crate::event::{Event, MessageKind};
 use crate::handshake::{Accept, ClientRequest, Request};
+use crate::sender::Sender;
 use ::tokio::io::{AsyncRead, AsyncWrite, ReadBuf, ReadHalf, WriteHalf};
 use ::tokio::net::TcpStream;
 use ::tokio::time::{Instant, Sleep};
@@ -301,6 +302,49 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
         loop {
             match self.conn.next_event() {
                 Ok(Some(event)) => return Ok(Some(f(event))),
+                Ok(None) if self.shut => return Ok(None),
+                Ok(None) => {}
+                Err(e) => return Err(self.failed(e.into()).await),
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// Hands the next event to `f` together with a [`Sender`] for replies, then writes what
+    /// `f` queued: an echo or a relay frames the payload straight from the receive buffer,
+    /// without copying it out first. `Ok(None)` once closed. Cancel-safe: a reply queued
+    /// before the future is dropped is written by the next call.
+    ///
+    /// ```no_run
+    /// # async fn demo(mut ws: wsproto::drivers::tokio::WebSocketStream<tokio::net::TcpStream>)
+    /// # -> Result<(), wsproto::drivers::Error> {
+    /// while let Some(sent) = ws
+    ///     .recv_with_sender(|event, sender| match event {
+    ///         wsproto::Event::Text(text) => sender.send_text(text),
+    ///         wsproto::Event::Binary(data) => sender.send_binary(data),
+    ///         _ => Ok(()),
+    ///     })
+    ///     .await?
+    /// {
+    ///     sent?;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv).
+    pub async fn recv_with_sender<R>(
+        &mut self,
+        f: impl FnOnce(Event<'_>, &mut Sender<'_>) -> R,
+    ) -> Result<Option<R>, Error> {
+        loop {
+            match self.conn.next_event_with_sender() {
+                Ok(Some((event, mut sender))) => {
+                    let result = f(event, &mut sender);
+                    self.flush().await?;
+                    return Ok(Some(result));
+                }
                 Ok(None) if self.shut => return Ok(None),
                 Ok(None) => {}
                 Err(e) => return Err(self.failed(e.into()).await),

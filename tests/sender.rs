@@ -1,0 +1,146 @@
+//! `Connection::next_event_with_sender`: replies queued while the event borrows its payload,
+//! byte for byte, and large payloads queued at any alignment of their source.
+mod common;
+use common::*;
+use wsproto::{CloseCode, Connection, Event, UsageError};
+
+/// RFC 6455 §5.7: a masked "Hello" from a client.
+const MASKED_HELLO: [u8; 11] = [
+    0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+];
+
+/// Echoes every text and binary event through the sender; returns the events seen.
+fn echo_all(conn: &mut Connection) -> Vec<Ev> {
+    let mut seen = Vec::new();
+    while let Some((event, mut sender)) = conn.next_event_with_sender().unwrap() {
+        seen.push(Ev::from_event(&event));
+        match event {
+            Event::Text(text) => sender.send_text(text).unwrap(),
+            Event::Binary(data) => sender.send_binary(data).unwrap(),
+            _ => {}
+        }
+    }
+    seen
+}
+
+#[test]
+fn server_echoes_sec_5_7_hello_unmasked() {
+    let mut server = Connection::upgraded_server(quiet_config());
+    server.receive(&MASKED_HELLO);
+    assert_eq!(echo_all(&mut server), [Ev::Text("Hello".into())]);
+    assert_eq!(take_output(&mut server), b"\x81\x05Hello");
+}
+
+#[test]
+fn pong_and_reply_go_out_in_order() {
+    let mut server = Connection::upgraded_server(quiet_config());
+    // A masked Ping "Hello" (RFC 6455 §5.7, key 37 fa 21 3d), then the masked text.
+    let mut input = vec![
+        0x89, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+    ];
+    input.extend_from_slice(&MASKED_HELLO);
+    server.receive(&input);
+    assert_eq!(
+        echo_all(&mut server),
+        [Ev::Ping(b"Hello".to_vec()), Ev::Text("Hello".into())]
+    );
+    assert_eq!(take_output(&mut server), b"\x8a\x05Hello\x81\x05Hello");
+}
+
+#[test]
+fn client_reply_is_masked_with_its_next_key() {
+    let mut client =
+        Connection::upgraded_client(quiet_config(), fixed_key([0x37, 0xfa, 0x21, 0x3d]));
+    client.receive(b"\x82\x03abc");
+    assert_eq!(echo_all(&mut client), [Ev::Binary(b"abc".to_vec())]);
+    let masked: Vec<u8> = b"abc"
+        .iter()
+        .zip([0x37, 0xfa, 0x21])
+        .map(|(b, k)| b ^ k)
+        .collect();
+    let mut expected = vec![0x82, 0x83, 0x37, 0xfa, 0x21, 0x3d];
+    expected.extend_from_slice(&masked);
+    assert_eq!(take_output(&mut client), expected);
+}
+
+#[test]
+fn sender_refuses_once_the_connection_is_not_open() {
+    let mut server = Connection::upgraded_server(quiet_config());
+    server.close(CloseCode::NORMAL, "").unwrap();
+    let close = take_output(&mut server);
+    assert_eq!(close, [0x88, 0x02, 0x03, 0xe8]);
+    // The peer's Close (masked, code 1000) ends the handshake; a reply is refused.
+    server.receive(&[0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8]);
+    let (event, mut sender) = server.next_event_with_sender().unwrap().unwrap();
+    assert_eq!(
+        Ev::from_event(&event),
+        Ev::Close(1000, String::new()),
+        "the Close is still reported"
+    );
+    assert_eq!(sender.send_text("late"), Err(UsageError::NotOpen));
+    assert_eq!(sender.send_binary(b"late"), Err(UsageError::NotOpen));
+    assert_eq!(server.pending_output(), b"", "nothing was queued");
+}
+
+#[test]
+fn sender_refuses_during_a_fragmented_send() {
+    let mut server = Connection::upgraded_server(quiet_config());
+    server
+        .send_fragment(wsproto::MessageKind::Text, b"par", false)
+        .unwrap();
+    server.receive(&MASKED_HELLO);
+    let (_, mut sender) = server.next_event_with_sender().unwrap().unwrap();
+    assert_eq!(
+        sender.send_text("Hello"),
+        Err(UsageError::MessageInProgress)
+    );
+    assert_eq!(take_output(&mut server), b"\x01\x03par");
+}
+
+/// Large payloads start a few bytes into an empty output buffer, at the alignment of their
+/// source; whatever that gap is, the pending output is exactly header + payload, and
+/// consuming it in pieces gives the same bytes.
+#[test]
+fn large_payload_from_any_source_alignment_queues_exact_bytes() {
+    let source: Vec<u8> = (0..70_000u32 + 64).map(|i| (i * 31 + 7) as u8).collect();
+    for offset in 0..64 {
+        let payload = &source[offset..offset + 70_000];
+        let mut server = Connection::upgraded_server(quiet_config());
+        server.send_binary(payload).unwrap();
+        let mut expected = vec![0x82, 0x7f, 0, 0, 0, 0, 0, 1, 0x11, 0x70];
+        expected.extend_from_slice(payload);
+        assert_eq!(server.pending_output(), &expected[..], "offset {offset}");
+        // A second message queued behind the first follows it directly.
+        server.send_text("next").unwrap();
+        expected.extend_from_slice(b"\x81\x04next");
+        let mut written = Vec::new();
+        while server.wants_write() {
+            let n = server.pending_output().len().min(4_099);
+            written.extend_from_slice(&server.pending_output()[..n]);
+            server.consume_output(n);
+        }
+        assert_eq!(written, expected, "offset {offset}");
+    }
+}
+
+/// A client masks a large payload after the aligned copy; the server gets it back exact.
+#[test]
+fn large_masked_payloads_round_trip_at_any_alignment() {
+    let source: Vec<u8> = (0..5_000u32 + 64).map(|i| (i * 13 + 1) as u8).collect();
+    let text = "é".repeat(3_000);
+    for offset in 0..64 {
+        let mut pair = Pair::new();
+        pair.client
+            .send_binary(&source[offset..offset + 5_000])
+            .unwrap();
+        pair.client.send_text(&text).unwrap();
+        assert_eq!(
+            pair.deliver_to_server(),
+            [
+                Ev::Binary(source[offset..offset + 5_000].to_vec()),
+                Ev::Text(text.clone())
+            ],
+            "offset {offset}"
+        );
+    }
+}

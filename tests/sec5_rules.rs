@@ -463,6 +463,34 @@ fn sec_8_1_text_ending_in_truncated_code_point() {
     }
 }
 
+/// Long text frames, whose payload is unmasked and validated in blocks as it arrives: a code
+/// point split across blocks and reads is fine, and a bad byte deep inside fails as soon as
+/// its read arrives, before the frame ends.
+#[test]
+fn sec_8_1_long_text_frame_in_reads_fails_at_the_read_with_the_bad_byte() {
+    let text = "aé€𝄞".repeat(3_000); // 30,000 bytes: 1, 2, 3 and 4-byte sequences
+    for role in ROLES {
+        let bytes = frame_to(role, 0x81, text.as_bytes());
+        for read in [1_000, 8_191, 8_192, 8_193, 20_000] {
+            let mut c = open(role);
+            assert_eq!(
+                feed_chunked(&mut c, &bytes, read),
+                [Ev::Text(text.clone())],
+                "{role:?} read {read}"
+            );
+        }
+        let mut bad = text.clone().into_bytes();
+        let bad_at = 17_001; // inside the third 8 KiB block
+        bad[bad_at] = 0xFF;
+        let bytes = frame_to(role, 0x81, &bad);
+        let bad_at = bytes.len() - bad.len() + bad_at;
+        let mut c = open(role);
+        assert_eq!(feed(&mut c, &bytes[..bad_at]), [], "{role:?}");
+        let events = feed(&mut c, &bytes[bad_at..bad_at + 100]);
+        assert_failed(&mut c, &events, ProtocolError::InvalidUtf8);
+    }
+}
+
 // ----- limits (RFC 6455 §10.4) -------------------------------------------------------------
 
 fn limited(role: Role, change: impl FnOnce(&mut Config)) -> Connection {

@@ -101,8 +101,10 @@ fn poll_read_into<R: AsyncRead + Unpin>(
             }
         })
     } else {
-        let mut idle = [0; IDLE_READ];
-        let mut buf = ReadBuf::new(&mut idle);
+        // Left uninitialised: zeroing 4 KiB before every read of a small message was 2% of
+        // the 100-connection echo's CPU time. `ReadBuf` tracks what the read filled.
+        let mut idle = [core::mem::MaybeUninit::<u8>::uninit(); IDLE_READ];
+        let mut buf = ReadBuf::uninit(&mut idle);
         ready!(Pin::new(reader).poll_read(cx, &mut buf)).map(|()| match buf.filled() {
             [] => conn.receive_eof(),
             bytes => conn.receive(bytes),

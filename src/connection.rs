@@ -158,6 +158,7 @@ struct EventLender<'a> {
 
 impl<'a> EventLender<'a> {
     /// The event for a step `advance` stopped at.
+    #[inline(always)]
     fn event(self, step: Step) -> Event<'a> {
         let bytes = self.recv.bytes();
         match step {
@@ -587,7 +588,9 @@ impl Connection {
         )
     }
 
-    /// Processes input until the next event; `None` when more input is needed.
+    /// Processes input until the next event; `None` when more input is needed. Inlined into
+    /// its two callers so the step reaches the event without a trip through memory.
+    #[inline(always)]
     fn advance(&mut self) -> Result<Option<Step>, Error> {
         self.response = None;
         #[cfg(feature = "deflate")]

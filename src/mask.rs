@@ -10,7 +10,7 @@
 /// payload bytes already unmasked as `phase` (only `phase % 4` matters).
 ///
 /// Inlined so that the short payloads of small messages are unmasked in place in the
-/// caller's code; long ones go to [`apply_mask_long`].
+/// caller's code; long ones go to a separate function that picks the widest registers.
 #[inline]
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4], phase: usize) {
     let key = rotate_key(key, phase);

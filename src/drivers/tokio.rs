@@ -314,8 +314,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
 
     /// Hands the next event to `f` together with a [`Sender`] for replies, then writes what
     /// `f` queued: an echo or a relay frames the payload straight from the receive buffer,
-    /// without copying it out first. `Ok(None)` once closed. Cancel-safe: a reply queued
-    /// before the future is dropped is written by the next call.
+    /// without copying it out first. `Ok(None)` once closed. Cancel-safe as far as the
+    /// stream goes: dropped while the reply is being written, the event has been handled and
+    /// the reply is written by the next call; only what `f` returned is lost.
     ///
     /// ```no_run
     /// # async fn demo(mut ws: wsproto::drivers::tokio::WebSocketStream<tokio::net::TcpStream>)

@@ -212,8 +212,10 @@ impl Output {
         };
         let mut head = [0; MAX_HEADER_LEN];
         let head_len = header.encode(&mut head);
-        self.buf.reserve(COPY_ALIGN + head_len + payload.len());
-        if self.buf.is_empty() && payload.len() >= ALIGNED_COPY_MIN {
+        let aligned = self.buf.is_empty() && payload.len() >= ALIGNED_COPY_MIN;
+        let gap_room = if aligned { COPY_ALIGN } else { 0 };
+        self.buf.reserve(gap_room + head_len + payload.len());
+        if aligned {
             // Start the frame a few bytes in, so that the payload's copy has the same
             // alignment as its source.
             let payload_at = self.buf.as_ptr() as usize + head_len;

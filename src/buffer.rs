@@ -135,6 +135,10 @@ pub(crate) struct Output {
     buf: Vec<u8>,
     start: usize,
     masker: Option<Box<Masker>>,
+    /// Payload bytes that a [`Sender`](crate::Sender) lends by reference and that belong
+    /// right behind the queued bytes; the sender appends them before it goes away. Not zero
+    /// outside a sender's life means one was leaked and the queued frame has lost its end.
+    pub(crate) owed: usize,
 }
 
 impl fmt::Debug for Output {
@@ -158,11 +162,26 @@ impl Output {
                     used: KEY_POOL,
                 })
             }),
+            owed: 0,
         }
     }
 
     pub(crate) fn pending(&self) -> &[u8] {
+        assert_eq!(
+            self.owed, 0,
+            "a Sender holding a borrowed payload was leaked: its frame cannot be completed"
+        );
+        self.queued()
+    }
+
+    /// The queued bytes, for the sender that owes what follows them.
+    pub(crate) fn queued(&self) -> &[u8] {
         &self.buf[self.start..]
+    }
+
+    /// Whether frames are masked (a client's).
+    pub(crate) fn masks(&self) -> bool {
+        self.masker.is_some()
     }
 
     pub(crate) fn consume(&mut self, n: usize) {
@@ -200,8 +219,30 @@ impl Output {
         }
     }
 
+    /// Queues the header of an unmasked frame whose payload the caller appends or writes
+    /// right behind it.
+    pub(crate) fn unmasked_header(&mut self, opcode: Opcode, fin: bool, rsv: u8, len: usize) {
+        debug_assert!(self.masker.is_none(), "clients mask every frame");
+        let header = FrameHeader {
+            fin,
+            rsv,
+            opcode,
+            mask: None,
+            payload_len: len as u64,
+        };
+        let mut head = [0; MAX_HEADER_LEN];
+        let head_len = header.encode(&mut head);
+        self.buf.extend_from_slice(&head[..head_len]);
+    }
+
+    /// Appends bytes that follow a queued header.
+    pub(crate) fn extend(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
     /// Queues one frame, masked when this is a client (RFC 6455 §5.3).
     pub(crate) fn frame(&mut self, opcode: Opcode, fin: bool, rsv: u8, payload: &[u8]) {
+        debug_assert_eq!(self.owed, 0, "a borrowed payload goes first");
         let mask = self.masker.as_deref_mut().map(Masker::next_key);
         let header = FrameHeader {
             fin,

@@ -584,6 +584,7 @@ impl Connection {
                 #[cfg(feature = "deflate")]
                 self.codec.as_deref_mut(),
                 ready,
+                self.config.buffer_linger.is_none(),
             ),
         )
     }
@@ -1133,6 +1134,13 @@ impl Connection {
         self.check_can_send_message()?;
         self.send_message(Opcode::Binary, data);
         Ok(())
+    }
+
+    /// A [`Sender`] for this connection: its `*_borrowed` sends let a server write a large
+    /// payload from the caller's memory with one vectored write, without copying it into
+    /// the output first.
+    pub fn sender(&mut self) -> Sender<'_> {
+        self.parts().1
     }
 
     /// Queues a whole message, compressed when permessage-deflate was agreed and it is

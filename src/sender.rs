@@ -6,6 +6,12 @@
 //! into the output, with one copy instead of two (copying the payload out and then into
 //! the output was a quarter of the 64 KiB echo's CPU time, most of it the slow alignment
 //! case that `Output::frame` now avoids).
+//!
+//! The `*_borrowed` sends copy nothing at all when the payload can go out as it is (a
+//! server's uncompressed message): the sender queues the header and keeps a reference to
+//! the payload, and the caller writes both with one vectored write. Whatever is left
+//! unwritten is copied into the output when the sender goes away, so the connection's
+//! output always ends on a whole frame.
 
 use crate::buffer::Output;
 #[cfg(feature = "deflate")]
@@ -18,8 +24,15 @@ use crate::frame::Opcode;
 /// Queues whole text and binary messages on the connection that lent it.
 ///
 /// Lent by [`Connection::next_event_with_sender`](crate::Connection::next_event_with_sender)
-/// together with the event; what it queues goes out with the connection's other output
+/// together with the event, or by [`Connection::sender`](crate::Connection::sender); what it
+/// queues goes out with the connection's other output
 /// ([`Connection::pending_output`](crate::Connection::pending_output)).
+///
+/// It holds the connection until it is dropped (let it go out of scope, or `drop` it,
+/// before using the connection again): dropping it copies the unwritten rest of a payload
+/// sent by reference into the output. Leaking it instead (`mem::forget`) leaves a frame
+/// header without its payload, and the connection's output then panics rather than put a
+/// broken frame on the wire.
 pub struct Sender<'a> {
     out: &'a mut Output,
     #[cfg(feature = "deflate")]
@@ -27,7 +40,16 @@ pub struct Sender<'a> {
     /// Whether the connection can send a message now, decided when the sender was lent:
     /// nothing the sender does changes it.
     ready: Result<(), UsageError>,
+    /// The unwritten rest of a payload sent by reference: it goes on the wire right after
+    /// the output's queued bytes (`out.owed` is its length).
+    borrowed: &'a [u8],
+    /// Free the output's memory once it is written (no `Config::buffer_linger`).
+    release_when_empty: bool,
 }
+
+/// Payloads shorter than this are copied even when sent by reference: a second slice in the
+/// write costs more than copying a few hundred bytes.
+const BORROW_MIN: usize = 1024;
 
 impl core::fmt::Debug for Sender<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -42,12 +64,15 @@ impl<'a> Sender<'a> {
         out: &'a mut Output,
         #[cfg(feature = "deflate")] codec: Option<&'a mut Codec>,
         ready: Result<(), UsageError>,
+        release_when_empty: bool,
     ) -> Self {
         Self {
             out,
             #[cfg(feature = "deflate")]
             codec,
             ready,
+            borrowed: &[],
+            release_when_empty,
         }
     }
 
@@ -74,9 +99,111 @@ impl<'a> Sender<'a> {
         Ok(())
     }
 
+    /// Sends a text message in one frame without copying it where it can go out as it is:
+    /// write [`pending_output`](Self::pending_output) with one vectored write, or let the
+    /// sender copy the unwritten rest into the connection's output when it is dropped.
+    ///
+    /// Only a server's uncompressed messages of at least 1 KiB are kept by reference;
+    /// others are queued as [`send_text`](Self::send_text) queues them (a client masks
+    /// every payload, and compression makes new bytes anyway).
+    ///
+    /// # Errors
+    /// As [`send_text`](Self::send_text).
+    pub fn send_text_borrowed(&mut self, text: &'a str) -> Result<(), UsageError> {
+        self.ready.clone()?;
+        self.queue_borrowed(Opcode::Text, text.as_bytes());
+        Ok(())
+    }
+
+    /// Sends a binary message, by reference where it can go out as it is (see
+    /// [`send_text_borrowed`](Self::send_text_borrowed)).
+    ///
+    /// ```
+    /// # use wsproto::{Config, Connection};
+    /// # use std::io::{IoSlice, Write};
+    /// let mut conn = Connection::upgraded_server(Config::default());
+    /// let payload = vec![7u8; 4096];
+    /// let mut socket = Vec::new();
+    /// let mut sender = conn.sender();
+    /// sender.send_binary_borrowed(&payload)?;
+    /// let [header, rest] = sender.pending_output();
+    /// assert_eq!(header, &[0x82, 0x7e, 0x10, 0x00]);
+    /// let written = socket.write_vectored(&[IoSlice::new(header), IoSlice::new(rest)])?;
+    /// sender.consume_output(written);
+    /// drop(sender);
+    /// assert_eq!(socket.len(), 4 + 4096);
+    /// assert!(conn.pending_output().is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`send_text`](Self::send_text).
+    pub fn send_binary_borrowed(&mut self, data: &'a [u8]) -> Result<(), UsageError> {
+        self.ready.clone()?;
+        self.queue_borrowed(Opcode::Binary, data);
+        Ok(())
+    }
+
+    /// The bytes to write, in order: the connection's queued output, then the unwritten
+    /// part of a payload sent by reference (empty when there is none).
+    #[must_use]
+    pub fn pending_output(&self) -> [&[u8]; 2] {
+        [self.out.queued(), self.borrowed]
+    }
+
+    /// Marks the first `n` bytes of [`pending_output`](Self::pending_output) (both slices
+    /// counted) as written.
+    ///
+    /// # Panics
+    /// If `n` exceeds the pending length.
+    pub fn consume_output(&mut self, n: usize) {
+        let queued = self.out.queued().len();
+        let from_borrowed = n.saturating_sub(queued);
+        assert!(
+            from_borrowed <= self.borrowed.len(),
+            "consumed more bytes than are pending"
+        );
+        self.out.consume(n - from_borrowed);
+        self.borrowed = &self.borrowed[from_borrowed..];
+        self.out.owed = self.borrowed.len();
+    }
+
+    /// Queues by reference what can go out as it is, else as `queue` does.
+    fn queue_borrowed(&mut self, opcode: Opcode, payload: &'a [u8]) {
+        self.settle();
+        let by_reference = payload.len() >= BORROW_MIN && !self.out.masks() && {
+            #[cfg(feature = "deflate")]
+            let compresses = self
+                .codec
+                .as_deref()
+                .is_some_and(|codec| codec.should_compress(payload.len()));
+            #[cfg(not(feature = "deflate"))]
+            let compresses = false;
+            !compresses
+        };
+        if !by_reference {
+            self.queue(opcode, payload);
+            return;
+        }
+        self.out.unmasked_header(opcode, true, 0, payload.len());
+        self.borrowed = payload;
+        self.out.owed = payload.len();
+    }
+
+    /// Copies the unwritten rest of a payload sent by reference into the output, behind
+    /// its header.
+    fn settle(&mut self) {
+        if !self.borrowed.is_empty() {
+            self.out.extend(self.borrowed);
+            self.borrowed = &[];
+            self.out.owed = 0;
+        }
+    }
+
     /// Queues a whole message, compressed when permessage-deflate was agreed and it is
     /// large enough. The caller checked that a message may be sent.
     pub(crate) fn queue(&mut self, opcode: Opcode, payload: &[u8]) {
+        self.settle();
         #[cfg(feature = "deflate")]
         if let Some(codec) = self.codec.as_deref_mut()
             && codec.should_compress(payload.len())
@@ -87,5 +214,14 @@ impl<'a> Sender<'a> {
             return;
         }
         self.out.frame(opcode, true, 0, payload);
+    }
+}
+
+impl Drop for Sender<'_> {
+    fn drop(&mut self) {
+        self.settle();
+        if self.release_when_empty {
+            self.out.release_if_empty();
+        }
     }
 }

@@ -339,3 +339,18 @@ fn idle_connection_with_no_context_takeover_holds_no_buffers() {
     p.server.release_buffers();
     assert_eq!(p.server.heap_size(), 0);
 }
+
+/// A message sent by reference is compressed like any other: nothing stays lent.
+#[test]
+fn rfc_7692_borrowed_send_is_compressed() {
+    let mut p = pair(DeflateConfig::default(), DeflateConfig::default());
+    let text = text_of(4_000);
+    let mut sender = p.server.sender();
+    sender.send_text_borrowed(&text).unwrap();
+    let [queued, lent] = sender.pending_output();
+    assert_eq!(lent, b"", "compressed bytes are new bytes");
+    assert_eq!(queued[0], 0xc1, "FIN, RSV1, text");
+    assert!(queued.len() < 200, "compressed: {} bytes", queued.len());
+    drop(sender);
+    assert_eq!(p.deliver_to_client(), [Ev::Text(text)]);
+}

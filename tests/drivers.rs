@@ -903,7 +903,7 @@ fn sender_echo_messages() -> Vec<Message> {
 }
 
 #[test]
-fn blocking_read_with_sender_echoes_without_copying_out() {
+fn blocking_read_with_sender_echoes_without_copying() {
     within(LIMIT, || {
         let (listener, url) = std_listener();
         let server = thread::spawn(move || {
@@ -913,7 +913,7 @@ fn blocking_read_with_sender_echoes_without_copying_out() {
             while let Some(sent) = ws
                 .read_with_sender(|event, sender| match event {
                     wsproto::Event::Text(text) => sender.send_text(text).map(|()| 1),
-                    wsproto::Event::Binary(data) => sender.send_binary(data).map(|()| 1),
+                    wsproto::Event::Binary(data) => sender.send_binary_borrowed(data).map(|()| 1),
                     _ => Ok(0),
                 })
                 .unwrap()
@@ -939,7 +939,7 @@ fn blocking_read_with_sender_echoes_without_copying_out() {
 }
 
 #[tokio::test]
-async fn tokio_recv_with_sender_echoes_without_copying_out() {
+async fn tokio_recv_with_sender_echoes_without_copying() {
     bounded(async {
         let (listener, url) = tokio_listener().await;
         let server = tokio::spawn(async move {
@@ -951,7 +951,7 @@ async fn tokio_recv_with_sender_echoes_without_copying_out() {
             while let Some(sent) = ws
                 .recv_with_sender(|event, sender| match event {
                     wsproto::Event::Text(text) => sender.send_text(text).map(|()| 1),
-                    wsproto::Event::Binary(data) => sender.send_binary(data).map(|()| 1),
+                    wsproto::Event::Binary(data) => sender.send_binary_borrowed(data).map(|()| 1),
                     _ => Ok(0),
                 })
                 .await

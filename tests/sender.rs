@@ -79,6 +79,7 @@ fn sender_refuses_once_the_connection_is_not_open() {
     );
     assert_eq!(sender.send_text("late"), Err(UsageError::NotOpen));
     assert_eq!(sender.send_binary(b"late"), Err(UsageError::NotOpen));
+    drop(sender);
     assert_eq!(server.pending_output(), b"", "nothing was queued");
 }
 
@@ -94,6 +95,7 @@ fn sender_refuses_during_a_fragmented_send() {
         sender.send_text("Hello"),
         Err(UsageError::MessageInProgress)
     );
+    drop(sender);
     assert_eq!(take_output(&mut server), b"\x01\x03par");
 }
 
@@ -143,4 +145,166 @@ fn large_masked_payloads_round_trip_at_any_alignment() {
             "offset {offset}"
         );
     }
+}
+
+/// A masked binary frame of `payload` from a client with key 0 (so the masked bytes are the
+/// payload itself), with the 16-bit length form.
+fn client_binary(payload: &[u8]) -> Vec<u8> {
+    let len = u16::try_from(payload.len()).unwrap().to_be_bytes();
+    let mut frame = vec![0x82, 0xfe, len[0], len[1], 0, 0, 0, 0];
+    frame.extend_from_slice(payload);
+    frame
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len as u32).map(|i| (i * 7 + 3) as u8).collect()
+}
+
+/// A server echo sent by reference: the header is queued, the payload is the event's own
+/// bytes in the receive buffer, and writes that cross the boundary between the two slices
+/// give exactly header + payload.
+#[test]
+fn borrowed_echo_writes_header_then_the_received_bytes() {
+    let payload = pattern(5_000);
+    let mut server = Connection::upgraded_server(quiet_config());
+    server.receive(&client_binary(&payload));
+    let mut written = Vec::new();
+    {
+        let (event, mut sender) = server.next_event_with_sender().unwrap().unwrap();
+        let Event::Binary(data) = event else {
+            panic!("expected binary, got {:?}", Ev::from_event(&event));
+        };
+        sender.send_binary_borrowed(data).unwrap();
+        let [header, rest] = sender.pending_output();
+        assert_eq!(header, [0x82, 0x7e, 0x13, 0x88]);
+        assert_eq!(rest, &payload[..]);
+        assert!(core::ptr::eq(rest, data), "the payload is lent, not copied");
+        while sender.pending_output().iter().any(|s| !s.is_empty()) {
+            let [a, b] = sender.pending_output();
+            // Writes of 3 bytes, then 997-byte ones: the first crosses into the payload.
+            let n = if written.is_empty() { 3 } else { 997 };
+            let n = n.min(a.len() + b.len());
+            let mut both = a.to_vec();
+            both.extend_from_slice(b);
+            written.extend_from_slice(&both[..n]);
+            sender.consume_output(n);
+        }
+    }
+    let mut expected = vec![0x82, 0x7e, 0x13, 0x88];
+    expected.extend_from_slice(&payload);
+    assert_eq!(written, expected);
+    assert_eq!(server.pending_output(), b"", "nothing was left to copy");
+}
+
+/// Dropped half-written, the sender copies the unwritten rest behind what was written.
+#[test]
+fn dropped_sender_copies_the_unwritten_rest_into_the_output() {
+    let payload = pattern(3_000);
+    let mut server = Connection::upgraded_server(quiet_config());
+    // Half the header written.
+    let mut sender = server.sender();
+    sender.send_binary_borrowed(&payload).unwrap();
+    sender.consume_output(2);
+    drop(sender);
+    let mut expected = vec![0x0b, 0xb8];
+    expected.extend_from_slice(&payload);
+    assert_eq!(server.pending_output(), &expected[..]);
+    let _ = take_output(&mut server);
+    // The header and 100 payload bytes written.
+    let mut sender = server.sender();
+    sender.send_binary_borrowed(&payload).unwrap();
+    sender.consume_output(4 + 100);
+    drop(sender);
+    let mut expected = payload[100..].to_vec();
+    assert_eq!(server.pending_output(), &expected[..]);
+    // Later frames go behind it.
+    server.send_text("next").unwrap();
+    expected.extend_from_slice(b"\x81\x04next");
+    assert_eq!(take_output(&mut server), expected);
+}
+
+/// A second send settles the first: its payload is copied behind its header, and only the
+/// newest payload stays lent.
+#[test]
+fn second_borrowed_send_copies_the_first_payload_behind_its_header() {
+    let first = pattern(1_024);
+    let second = "ü".repeat(600);
+    let mut server = Connection::upgraded_server(quiet_config());
+    let mut sender = server.sender();
+    sender.send_binary_borrowed(&first).unwrap();
+    sender.send_text_borrowed(&second).unwrap();
+    let mut queued = vec![0x82, 0x7e, 0x04, 0x00];
+    queued.extend_from_slice(&first);
+    queued.extend_from_slice(&[0x81, 0x7e, 0x04, 0xb0]);
+    assert_eq!(sender.pending_output(), [&queued[..], second.as_bytes()]);
+    // A copied send behind a lent payload settles it too.
+    sender.send_text("tail").unwrap();
+    queued.extend_from_slice(second.as_bytes());
+    queued.extend_from_slice(b"\x81\x04tail");
+    assert_eq!(sender.pending_output(), [&queued[..], &[][..]]);
+    drop(sender);
+    assert_eq!(take_output(&mut server), queued);
+}
+
+/// Short payloads and a client's (masked) are copied as `send_binary` would.
+#[test]
+fn short_and_masked_payloads_are_copied() {
+    let short = pattern(1_023);
+    let mut server = Connection::upgraded_server(quiet_config());
+    let mut sender = server.sender();
+    sender.send_binary_borrowed(&short).unwrap();
+    let mut expected = vec![0x82, 0x7e, 0x03, 0xff];
+    expected.extend_from_slice(&short);
+    assert_eq!(sender.pending_output(), [&expected[..], &[][..]]);
+    drop(sender);
+    assert_eq!(take_output(&mut server), expected);
+
+    let key = [0x37, 0xfa, 0x21, 0x3d];
+    let payload = pattern(2_000);
+    let mut client = Connection::upgraded_client(quiet_config(), fixed_key(key));
+    let mut sender = client.sender();
+    sender.send_binary_borrowed(&payload).unwrap();
+    let mut expected = vec![0x82, 0xfe, 0x07, 0xd0, 0x37, 0xfa, 0x21, 0x3d];
+    expected.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    assert_eq!(sender.pending_output(), [&expected[..], &[][..]]);
+    drop(sender);
+    assert_eq!(take_output(&mut client), expected);
+}
+
+#[test]
+fn borrowed_sends_refuse_once_the_connection_is_not_open() {
+    let payload = pattern(2_000);
+    let mut server = Connection::upgraded_server(quiet_config());
+    server.close(CloseCode::NORMAL, "").unwrap();
+    let _ = take_output(&mut server);
+    let mut sender = server.sender();
+    assert_eq!(
+        sender.send_binary_borrowed(&payload),
+        Err(UsageError::NotOpen)
+    );
+    assert_eq!(sender.send_text_borrowed("late"), Err(UsageError::NotOpen));
+    assert_eq!(sender.pending_output(), [&[][..], &[][..]]);
+}
+
+#[test]
+#[should_panic(expected = "consumed more bytes than are pending")]
+fn consuming_past_the_lent_payload_panics() {
+    let payload = pattern(2_000);
+    let mut server = Connection::upgraded_server(quiet_config());
+    let mut sender = server.sender();
+    sender.send_binary_borrowed(&payload).unwrap();
+    sender.consume_output(4 + 2_001);
+}
+
+/// A leaked sender cannot append the payload its header announced: the connection refuses
+/// to hand out output that would break the framing.
+#[test]
+#[should_panic(expected = "leaked")]
+fn leaked_sender_with_a_lent_payload_is_caught() {
+    let payload = pattern(2_000);
+    let mut server = Connection::upgraded_server(quiet_config());
+    let mut sender = server.sender();
+    sender.send_binary_borrowed(&payload).unwrap();
+    core::mem::forget(sender);
+    let _ = server.pending_output();
 }

@@ -203,12 +203,26 @@ impl<S: Transport> WebSocket<S> {
     /// As [`read`](Self::read).
     pub fn read_with_sender<R>(
         &mut self,
-        f: impl FnOnce(Event<'_>, &mut Sender<'_>) -> R,
+        f: impl for<'e> FnOnce(Event<'e>, &mut Sender<'e>) -> R,
     ) -> Result<Option<R>, Error> {
+        // Taken by the one pass of the loop that has an event; the borrow checker cannot
+        // see that this pass returns, as the reply is written before the event's borrow ends.
+        let mut f = Some(f);
         loop {
-            match self.conn.next_event_with_sender() {
+            let next = match self.conn.next_event_with_sender() {
                 Ok(Some((event, mut sender))) => {
+                    let f = f.take().expect("the loop returns after the first event");
                     let result = f(event, &mut sender);
+                    // An error leaves the rest to `flush`, which meets it again and handles
+                    // it as any write error.
+                    let _ = write_lent(&mut self.stream, &mut sender);
+                    Ok(Some(result))
+                }
+                Ok(None) => Ok(None),
+                Err(e) => Err(e),
+            };
+            match next {
+                Ok(Some(result)) => {
                     self.flush()?;
                     return Ok(Some(result));
                 }
@@ -233,8 +247,14 @@ impl<S: Transport> WebSocket<S> {
     ///
     /// # Errors
     /// As [`send_text`](Self::send_text).
+    /// A large payload is written from `data` itself, with one vectored write after the
+    /// frame header, when it can go out as it is (a server's, uncompressed).
     pub fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
-        self.conn.send_binary(data)?;
+        let mut sender = self.conn.sender();
+        sender.send_binary_borrowed(data)?;
+        // An error leaves the rest to `flush`, as in `read_with_sender`.
+        let _ = write_lent(&mut self.stream, &mut sender);
+        drop(sender);
         self.flush()
     }
 
@@ -366,4 +386,18 @@ impl<S: Transport> WebSocket<S> {
         let _ = self.flush();
         error
     }
+}
+
+/// Writes a payload that `sender` lent, with the output queued before it, in vectored
+/// writes. What is left when it stops (an error) the sender copies into the connection's
+/// output when dropped, for the ordinary flush.
+fn write_lent<W: Write>(writer: &mut W, sender: &mut Sender<'_>) -> io::Result<()> {
+    while let [queued, lent @ [_, ..]] = sender.pending_output() {
+        let n = writer.write_vectored(&[io::IoSlice::new(queued), io::IoSlice::new(lent)])?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        sender.consume_output(n);
+    }
+    Ok(())
 }

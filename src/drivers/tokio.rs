@@ -158,6 +158,24 @@ fn poll_write_pending<W: AsyncWrite + Unpin>(
     Pin::new(&mut *writer).poll_flush(cx)
 }
 
+/// Writes a payload that `sender` lent, with the output queued before it, in vectored
+/// writes. What is left when it stops (an error, or the future dropped) the sender copies
+/// into the connection's output when dropped, for the ordinary flush.
+async fn write_lent<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    sender: &mut Sender<'_>,
+) -> io::Result<()> {
+    while let [queued, lent @ [_, ..]] = sender.pending_output() {
+        let slices = [io::IoSlice::new(queued), io::IoSlice::new(lent)];
+        let n = poll_fn(|cx| Pin::new(&mut *writer).poll_write_vectored(cx, &slices)).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        sender.consume_output(n);
+    }
+    Ok(())
+}
+
 /// A WebSocket over an async stream.
 #[derive(Debug)]
 pub struct WebSocketStream<S> {
@@ -339,12 +357,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
     /// As [`recv`](Self::recv).
     pub async fn recv_with_sender<R>(
         &mut self,
-        f: impl FnOnce(Event<'_>, &mut Sender<'_>) -> R,
+        f: impl for<'e> FnOnce(Event<'e>, &mut Sender<'e>) -> R,
     ) -> Result<Option<R>, Error> {
+        // Taken by the one pass of the loop that has an event; the borrow checker cannot
+        // see that this pass returns, as the reply is written before the event's borrow ends.
+        let mut f = Some(f);
         loop {
-            match self.conn.next_event_with_sender() {
+            let next = match self.conn.next_event_with_sender() {
                 Ok(Some((event, mut sender))) => {
+                    let f = f.take().expect("the loop returns after the first event");
                     let result = f(event, &mut sender);
+                    // An error leaves the rest to `flush`, which meets it again and handles
+                    // it as any write error.
+                    let _ = write_lent(&mut self.stream, &mut sender).await;
+                    Ok(Some(result))
+                }
+                Ok(None) => Ok(None),
+                Err(e) => Err(e),
+            };
+            match next {
+                Ok(Some(result)) => {
                     self.flush().await?;
                     return Ok(Some(result));
                 }
@@ -369,8 +401,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
     ///
     /// # Errors
     /// As [`send_text`](Self::send_text).
+    /// A large payload is written from `data` itself, with one vectored write after the
+    /// frame header, when it can go out as it is (a server's, uncompressed). Cancelled
+    /// midway, the unwritten rest is copied into the connection's output and goes out with
+    /// the next flush.
     pub async fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
-        self.conn.send_binary(data)?;
+        let mut sender = self.conn.sender();
+        sender.send_binary_borrowed(data)?;
+        // An error leaves the rest to `flush`, as in `recv_with_sender`.
+        let _ = write_lent(&mut self.stream, &mut sender).await;
+        drop(sender);
         self.flush().await
     }
 

@@ -379,14 +379,37 @@ impl Connection {
 
     /// Lends room for the next read, so the driver reads straight into the connection's
     /// buffer. Write into a prefix of it, then call [`commit`](Self::commit) with the count.
-    /// It is at least `Config::read_buffer_size` long (empty once input is no longer used).
+    /// It is at least `Config::read_buffer_size` long, except that it ends where a frame
+    /// of at least that size ends (empty once input is no longer used).
+    ///
+    /// Stopping at the end of a large frame keeps the next frame's first bytes out of the
+    /// buffer until the large one is consumed; read behind it, they would have to move to
+    /// the front of the buffer afterwards (up to a read's worth every few messages, 5% of
+    /// decoding a stream of 64 KiB messages), and the next read would land further back
+    /// in memory. It costs one more, short read per large frame when the peer sends them
+    /// back to back.
     pub fn receive_buffer(&mut self) -> &mut [u8] {
-        if self.accepts_input() {
-            self.make_room(self.config.read_buffer_size);
-            self.recv.spare()
-        } else {
-            &mut []
+        if !self.accepts_input() {
+            return &mut [];
         }
+        self.make_room(self.config.read_buffer_size);
+        let limit = self.large_frame_rest();
+        let spare = self.recv.spare();
+        match limit {
+            Some(rest) if rest < spare.len() => &mut spare[..rest],
+            _ => spare,
+        }
+    }
+
+    /// The bytes still to come of the data frame being received, when that frame is at
+    /// least a read long.
+    fn large_frame_rest(&self) -> Option<usize> {
+        let frame = self.frame.as_ref()?;
+        let length = frame.remaining.saturating_add(frame.unmasked as u64);
+        let buffered = (self.recv.filled() - self.parse_pos) as u64;
+        let rest = frame.remaining.saturating_sub(buffered);
+        (length >= self.config.read_buffer_size as u64 && rest > 0)
+            .then(|| usize::try_from(rest).unwrap_or(usize::MAX))
     }
 
     /// Takes `n` bytes written into [`receive_buffer`](Self::receive_buffer) as received.

@@ -159,3 +159,76 @@ fn pings_between_fragments_do_not_grow_the_buffer() {
     server.receive(&[0x80, 0x81, 0, 0, 0, 0, b'b']);
     assert_eq!(drain(&mut server), [Ev::Text("ab".into())]);
 }
+
+/// A masked binary frame from a client, key 0 (so the wire bytes are the payload).
+fn masked_binary(payload: &[u8]) -> Vec<u8> {
+    let mut frame = vec![0x82];
+    match payload.len() {
+        len @ 0..=125 => frame.push(0x80 | len as u8),
+        len @ 126..=0xffff => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        len => {
+            frame.push(0x80 | 127);
+            frame.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(&[0; 4]);
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// Reads into the connection's buffer as a driver does: copies what fits of `bytes`
+/// into `receive_buffer` and returns how much that was and how long the room was.
+fn read_into(conn: &mut Connection, bytes: &[u8]) -> (usize, usize) {
+    let room = conn.receive_buffer();
+    let n = room.len().min(bytes.len());
+    room[..n].copy_from_slice(&bytes[..n]);
+    let room_len = room.len();
+    conn.commit(n);
+    (n, room_len)
+}
+
+/// A read lends room up to the end of a frame at least a read long, so the next frame's
+/// first bytes never sit behind it; frames shorter than a read get a full read's room.
+#[test]
+fn reads_stop_where_a_large_frame_ends() {
+    let mut config = quiet_config();
+    config.read_buffer_size = 4096;
+    let large: Vec<u8> = (0..10_000u32).map(|i| (i * 7) as u8).collect();
+    let small = vec![9u8; 3_000];
+    let mut wire = masked_binary(&large);
+    assert_eq!(wire.len(), 10_008);
+    wire.extend_from_slice(&masked_binary(&small));
+    wire.extend_from_slice(&masked_binary(&large));
+    let mut server = Connection::upgraded_server(config);
+
+    // First read: the large frame's header and 4,088 payload bytes.
+    assert_eq!(read_into(&mut server, &wire).0, 4096);
+    assert_eq!(drain(&mut server), []);
+    // The room ends exactly where the large frame does.
+    assert_eq!(read_into(&mut server, &wire[4096..]), (5_912, 5_912));
+    assert_eq!(drain(&mut server), [Ev::Binary(large.clone())]);
+
+    // The small frame and the next large one's start come in one full read.
+    let at = 10_008;
+    let (n, room) = read_into(&mut server, &wire[at..at + 4096]);
+    assert_eq!(n, 4096);
+    assert!(room >= 4096, "room {room}");
+    assert_eq!(drain(&mut server), [Ev::Binary(small.clone())]);
+    // The large frame's header is parsed now: the room stops at its end again.
+    let at = at + 4096;
+    let rest = wire.len() - at;
+    assert_eq!(read_into(&mut server, &wire[at..]), (rest, rest));
+    assert_eq!(drain(&mut server), [Ev::Binary(large)]);
+
+    // A frame shorter than a read, partly here, gets a whole read's room.
+    let wire = masked_binary(&small);
+    read_into(&mut server, &wire[..1_000]);
+    assert_eq!(drain(&mut server), []);
+    let (n, room) = read_into(&mut server, &wire[1_000..]);
+    assert_eq!(n, wire.len() - 1_000);
+    assert!(room >= 4096, "room {room}");
+    assert_eq!(drain(&mut server), [Ev::Binary(small)]);
+}

@@ -98,6 +98,10 @@ def decode_extra(name, group):
             verdicts.append(f"{name}: {share:.0%} of memcpy vs >= 80%: {'met' if ok else 'MISSED'}")
         print(f"| ↳ memcpy of the stream, 64 KiB reads | {rate(*group['memcpy-64KiB-reads'])} "
               f"| ours = {share:.0%} of memcpy | | | | {verdict} |")
+    if "copy-into-messages" in group:
+        share = group["copy-into-messages"][0] / ours
+        print(f"| ↳ each read copied into a message-sized buffer (and unmasked) | "
+              f"{rate(*group['copy-into-messages'])} | ours = {share:.0%} of it | | | | |")
     if "wsproto-same-bytes-as-binary" in group:
         binary = group["wsproto-same-bytes-as-binary"][0]
         print(f"| ↳ wsproto, same bytes as binary | {rate(*group['wsproto-same-bytes-as-binary'])} "

@@ -375,3 +375,53 @@ fn fuzz_client_stream_pings_between_fragments() {
     let transcript = targets::client_stream(&std::fs::read(path).unwrap());
     assert_eq!(summary(&transcript[0]), "accepted None");
 }
+
+/// A masked frame of `payload` with `opcode`, from a client with `key`.
+fn client_frame(opcode: u8, payload: &[u8], key: [u8; 4]) -> Vec<u8> {
+    let mut frame = vec![0x80 | opcode];
+    match payload.len() {
+        len @ 0..=125 => frame.push(0x80 | len as u8),
+        len => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&u16::try_from(len).unwrap().to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(&key);
+    frame.extend(payload.iter().zip(key.iter().cycle()).map(|(b, k)| b ^ k));
+    frame
+}
+
+/// Echoing rounds alternate between copying and sending by reference through
+/// `next_event_with_sender`: with reads of 200 bytes, messages of 5 to 4,000 bytes finish in
+/// both kinds of round, and the by-reference echoes pass the harness's checks (one frame
+/// carrying the payload, the sender's slices equal to the output, the unwritten rest left
+/// queued after a partial write).
+#[test]
+fn server_stream_echoes_by_reference_in_odd_rounds() {
+    let seed = seed("server_stream", "sec1_2_masked_hello");
+    let head_end = seed.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let key = [0x37, 0xfa, 0x21, 0x3d];
+    let binary: Vec<u8> = (0..3_000u32).map(|i| (i * 7 + 1) as u8).collect();
+    let text = "é".repeat(2_000);
+    // Reads of 200 bytes, default limits, echo + read into the buffer + EOF at the end.
+    let mut input = vec![200, 0, 16 | 4 | 8];
+    input.extend_from_slice(&seed[3..head_end]);
+    for i in 0..6 {
+        input.extend(client_frame(0x1, b"Hello", key));
+        input.extend(client_frame(0x2, &binary[..1_000 + 400 * i], key));
+        input.extend(client_frame(0x1, text.as_bytes(), key));
+    }
+    let driven = targets::server_stream_driven(&input);
+    let mut want = vec![REQUEST.to_string()];
+    for i in 0..6 {
+        want.push("text Hello".into());
+        want.push(format!("binary {}", 1_000 + 400 * i));
+        want.push(format!("text {text}"));
+    }
+    want.push("closed 1006".into());
+    assert_eq!(summaries(&driven.transcript), want);
+    assert_eq!(
+        driven.echoed_by_reference, 9,
+        "messages echoed by reference, of 18"
+    );
+}

@@ -25,6 +25,46 @@ use wsproto::{
     MAX_CLOSE_REASON, MAX_CONTROL_PAYLOAD, ProtocolError, Request, Role, UsageError,
 };
 
+/// An echo of `payload` is one FIN frame: masked by a client, unmasked by a server, and
+/// carrying `payload` itself unless it is compressed (RSV1).
+fn check_echo_frame(frame: &[u8], payload: &[u8], role: Role) {
+    assert!(frame.len() >= 2, "echo frame too short: {frame:02x?}");
+    assert_eq!(frame[0] & 0x80, 0x80, "echo not FIN");
+    assert!(
+        matches!(frame[0] & 0x0f, 1 | 2),
+        "echo opcode {:#x}",
+        frame[0]
+    );
+    let masked = frame[1] & 0x80 != 0;
+    assert_eq!(masked, role == Role::Client, "clients mask, servers do not");
+    let (len, mut at) = match frame[1] & 0x7f {
+        126 => (u64::from(u16::from_be_bytes([frame[2], frame[3]])), 4),
+        127 => (
+            u64::from_be_bytes(frame[2..10].try_into().expect("8 bytes")),
+            10,
+        ),
+        short => (u64::from(short), 2),
+    };
+    let key = masked.then(|| {
+        at += 4;
+        <[u8; 4]>::try_from(&frame[at - 4..at]).expect("4 bytes")
+    });
+    let body = &frame[at..];
+    assert_eq!(body.len() as u64, len, "echo length field");
+    if frame[0] & 0x40 != 0 {
+        return; // compressed: the bytes are deflate's, checked by the peer that inflates
+    }
+    let unmasked: Vec<u8> = match key {
+        Some(key) => body
+            .iter()
+            .zip(key.iter().cycle())
+            .map(|(b, k)| b ^ k)
+            .collect(),
+        None => body.to_vec(),
+    };
+    assert!(unmasked == payload, "echo payload differs");
+}
+
 /// RFC 6455 §1.3: the GUID appended to the key before hashing.
 const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 /// The largest Close or Pong frame a connection can queue: 125 bytes of payload, a 2-byte
@@ -391,6 +431,8 @@ pub struct Driven {
     /// Rounds ended so far; every other one frees the emptied buffers, so that both the
     /// kept and the freed buffers are exercised.
     rounds: usize,
+    /// Messages echoed by reference through `next_event_with_sender`.
+    pub echoed_by_reference: usize,
     /// Bytes received and written in the current round.
     round_in: usize,
     round_app: usize,
@@ -416,6 +458,7 @@ impl Driven {
             max_read: 0,
             max_pending: 0,
             rounds: 0,
+            echoed_by_reference: 0,
             round_in: 0,
             round_app: 0,
             app_out: 0,
@@ -433,6 +476,11 @@ impl Driven {
     /// No more input is used: the connection failed, closed or saw EOF.
     fn inert(&self) -> bool {
         self.eof || self.failed.is_some() || self.closed.is_some()
+    }
+
+    /// Rounds ended so far.
+    pub fn rounds(&self) -> usize {
+        self.rounds
     }
 
     pub fn is_done(&self) -> bool {
@@ -513,6 +561,96 @@ impl Driven {
             .next_event()
             .map(|e| e.as_ref().map(Ev::from_event));
         let new = self.conn.pending_output()[before..].to_vec();
+        self.check_next(result, &new, state_before)
+    }
+
+    /// `next_checked` through `next_event_with_sender`, as the echo examples run: a data
+    /// message is echoed by reference from the receive buffer (`send_*_borrowed`), and the
+    /// first `written` bytes of the output are written through the sender before it is
+    /// dropped. Checks that the echo is one frame carrying the payload, that the sender's
+    /// two slices are the output byte for byte, and that dropping it leaves exactly the
+    /// unwritten rest queued.
+    pub fn next_checked_echoing(&mut self, written: usize) -> Option<Ev> {
+        let before = self.conn.pending_output().len();
+        let state_before = self.conn.state();
+        let mut echo = None;
+        let result = match self.conn.next_event_with_sender() {
+            Ok(Some((event, mut sender))) => {
+                let ev = Ev::from_event(&event);
+                let [queued, lent] = sender.pending_output();
+                assert!(lent.is_empty(), "a payload lent before any send");
+                let event_end = queued.len();
+                let sent = match event {
+                    Event::Text(text) => Some(sender.send_text_borrowed(text)),
+                    Event::Binary(data) => Some(sender.send_binary_borrowed(data)),
+                    _ => None,
+                };
+                let full = sender.pending_output().concat();
+                // Only an echo is written here: other events' output is checked as queued.
+                let k = if sent.is_some() {
+                    written.min(full.len())
+                } else {
+                    0
+                };
+                sender.consume_output(k);
+                drop(sender);
+                echo = sent.map(|sent| (sent, full, event_end, k));
+                Ok(Some(ev))
+            }
+            Ok(None) => Ok(None),
+            Err(error) => Err(error),
+        };
+        let Some((sent, full, event_end, k)) = echo else {
+            let new = self.conn.pending_output()[before..].to_vec();
+            return self.check_next(result, &new, state_before);
+        };
+        assert_eq!(
+            self.conn.pending_output(),
+            &full[k..],
+            "the unwritten rest, after the sender dropped"
+        );
+        let new = full[before..event_end].to_vec();
+        let reported = self.check_next(result, &new, state_before);
+        let Some(Ev::Text(_) | Ev::Binary(_)) = &reported else {
+            unreachable!("only data messages are echoed");
+        };
+        let reply = &full[event_end..];
+        match sent {
+            Ok(()) => {
+                assert_eq!(
+                    self.conn.state(),
+                    ConnectionState::Open,
+                    "echo while not open"
+                );
+                let payload = match reported.as_ref() {
+                    Some(Ev::Text(text)) => text.as_bytes(),
+                    Some(Ev::Binary(data)) => data.as_slice(),
+                    _ => unreachable!(),
+                };
+                check_echo_frame(reply, payload, self.role);
+                self.echoed_by_reference += 1;
+                self.app_out += reply.len();
+                self.round_app += reply.len();
+            }
+            Err(e) => {
+                assert!(reply.is_empty(), "{e} queued output");
+                assert_ne!(
+                    self.conn.state(),
+                    ConnectionState::Open,
+                    "echo refused: {e}"
+                );
+            }
+        }
+        reported
+    }
+
+    fn check_next(
+        &mut self,
+        result: Result<Option<Ev>, Error>,
+        new: &[u8],
+        state_before: ConnectionState,
+    ) -> Option<Ev> {
+        let new = new.to_vec();
         match result {
             Ok(None) => {
                 assert!(new.is_empty(), "output queued without an event: {new:02x?}");

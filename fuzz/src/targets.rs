@@ -283,14 +283,27 @@ fn first_frame_verdict(data: &[u8], role: Role) {
 
 /// One round: take each event and let the application react to it at once (answer the
 /// request, echo, close), as a driver's event loop does, then write everything out.
+///
+/// Echoing rounds alternate between copying the message (`send_text`/`send_binary` after
+/// `next_event`) and sending it by reference from the receive buffer through
+/// `next_event_with_sender`, with a varying part of the output written through the sender.
 fn run_round(driven: &mut Driven, options: &Options, first_data: &mut bool) {
-    while let Some(ev) = driven.next_checked() {
+    let by_reference = options.echo && driven.rounds() % 2 == 1;
+    let mut written = driven.rounds() * 37 % 211;
+    loop {
+        let next = if by_reference {
+            written = written * 5 % 211 + 1;
+            driven.next_checked_echoing(written)
+        } else {
+            driven.next_checked()
+        };
+        let Some(ev) = next else { break };
         match &ev {
             Ev::Request(_) => {
                 driven.answer(options);
             }
             Ev::Text(_) | Ev::Binary(_) => {
-                if options.echo {
+                if options.echo && !by_reference {
                     driven.echo(&ev);
                 }
                 if options.close_after_first && !*first_data {
@@ -320,13 +333,18 @@ fn run_stream(driven: &mut Driven, stream: &[u8], chunk: usize, options: &Option
 
 /// A `Connection::server` fed raw bytes: request head, then frames.
 pub fn server_stream(data: &[u8]) -> Vec<Ev> {
+    server_stream_driven(data).transcript
+}
+
+/// `server_stream`, returning the whole driven connection.
+pub fn server_stream_driven(data: &[u8]) -> Driven {
     let mut input = Bytes::new(data);
     let chunk = chunk_size(input.byte());
     let config = config_from(input.byte());
     let options = Options::from_byte(input.byte());
     let mut driven = Driven::new(Connection::server(config));
     run_stream(&mut driven, input.rest(), chunk, &options);
-    driven.transcript
+    driven
 }
 
 /// The request the client target sends.

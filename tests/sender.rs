@@ -246,29 +246,31 @@ fn second_borrowed_send_copies_the_first_payload_behind_its_header() {
     assert_eq!(take_output(&mut server), queued);
 }
 
+/// Sends `payload` by reference and checks that it was copied instead: all of `expected` is
+/// queued, nothing is lent, and the connection's output is `expected` once the sender drops.
+fn assert_sent_as_copy(conn: &mut Connection, payload: &[u8], expected: &[u8]) {
+    let mut sender = conn.sender();
+    sender.send_binary_borrowed(payload).unwrap();
+    assert_eq!(sender.pending_output(), [expected, &[][..]]);
+    drop(sender);
+    assert_eq!(take_output(conn), expected);
+}
+
 /// Short payloads and a client's (masked) are copied as `send_binary` would.
 #[test]
 fn short_and_masked_payloads_are_copied() {
     let short = pattern(1_023);
     let mut server = Connection::upgraded_server(quiet_config());
-    let mut sender = server.sender();
-    sender.send_binary_borrowed(&short).unwrap();
     let mut expected = vec![0x82, 0x7e, 0x03, 0xff];
     expected.extend_from_slice(&short);
-    assert_eq!(sender.pending_output(), [&expected[..], &[][..]]);
-    drop(sender);
-    assert_eq!(take_output(&mut server), expected);
+    assert_sent_as_copy(&mut server, &short, &expected);
 
     let key = [0x37, 0xfa, 0x21, 0x3d];
     let payload = pattern(2_000);
     let mut client = Connection::upgraded_client(quiet_config(), fixed_key(key));
-    let mut sender = client.sender();
-    sender.send_binary_borrowed(&payload).unwrap();
     let mut expected = vec![0x82, 0xfe, 0x07, 0xd0, 0x37, 0xfa, 0x21, 0x3d];
     expected.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
-    assert_eq!(sender.pending_output(), [&expected[..], &[][..]]);
-    drop(sender);
-    assert_eq!(take_output(&mut client), expected);
+    assert_sent_as_copy(&mut client, &payload, &expected);
 }
 
 #[test]

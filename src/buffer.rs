@@ -23,6 +23,8 @@ const READS_PER_BUFFER: usize = 4;
 pub(crate) struct RecvBuffer {
     buf: Vec<u8>,
     filled: usize,
+    /// How much of the spare room the last `spare_up_to` lent and `commit` may still take.
+    lent: usize,
 }
 
 impl RecvBuffer {
@@ -85,6 +87,7 @@ impl RecvBuffer {
             self.buf = grown;
         }
         self.filled = live;
+        self.lent = 0;
         live_start
     }
 
@@ -92,29 +95,37 @@ impl RecvBuffer {
     pub(crate) fn remove(&mut self, range: core::ops::Range<usize>) {
         self.buf.copy_within(range.end..self.filled, range.start);
         self.filled -= range.len();
+        self.lent = 0;
     }
 
     /// Room for the next read; fill a prefix of it and call [`RecvBuffer::commit`].
     pub(crate) fn spare(&mut self) -> &mut [u8] {
-        &mut self.buf[self.filled..]
+        self.spare_up_to(usize::MAX)
+    }
+
+    /// As [`RecvBuffer::spare`], at most `limit` bytes of it.
+    pub(crate) fn spare_up_to(&mut self, limit: usize) -> &mut [u8] {
+        let end = self.buf.len().min(self.filled.saturating_add(limit));
+        self.lent = end - self.filled;
+        &mut self.buf[self.filled..end]
     }
 
     pub(crate) fn commit(&mut self, n: usize) {
-        assert!(
-            n <= self.buf.len() - self.filled,
-            "committed more bytes than were lent"
-        );
+        assert!(n <= self.lent, "committed more bytes than were lent");
         self.filled += n;
+        self.lent -= n;
     }
 
     /// Forgets all bytes, keeping the memory for the next ones.
     pub(crate) fn clear(&mut self) {
         self.filled = 0;
+        self.lent = 0;
     }
 
     /// Forgets all bytes and frees the memory.
     pub(crate) fn release(&mut self) {
         self.filled = 0;
+        self.lent = 0;
         if self.buf.capacity() > 0 {
             self.buf = Vec::new();
         }
@@ -167,11 +178,17 @@ impl Output {
     }
 
     pub(crate) fn pending(&self) -> &[u8] {
+        self.assert_not_owed();
+        self.queued()
+    }
+
+    /// Panics if a leaked sender left a frame header without its payload: nothing may be
+    /// sent or queued behind it.
+    pub(crate) fn assert_not_owed(&self) {
         assert_eq!(
             self.owed, 0,
             "a Sender holding a borrowed payload was leaked: its frame cannot be completed"
         );
-        self.queued()
     }
 
     /// The queued bytes, for the sender that owes what follows them.

@@ -34,7 +34,8 @@ pub struct Config {
     /// message can cause. Autobahn case 9.3.1 sends 4 MiB as 65,537 frames. Exceeding it
     /// fails with 1008.
     pub max_fragments_per_message: usize,
-    /// How many bytes `Connection::receive_buffer` offers for one read (default 64 KiB).
+    /// How many bytes `Connection::receive_buffer` offers for one read (default 64 KiB);
+    /// less where a frame at least this long ends, so that a read stops there.
     pub read_buffer_size: usize,
     /// How long buffers emptied by traffic are kept for the next message before they are
     /// freed (default 1 s). Keeping them saves an allocation, zeroing and page faults per

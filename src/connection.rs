@@ -393,12 +393,8 @@ impl Connection {
             return &mut [];
         }
         self.make_room(self.config.read_buffer_size);
-        let limit = self.large_frame_rest();
-        let spare = self.recv.spare();
-        match limit {
-            Some(rest) if rest < spare.len() => &mut spare[..rest],
-            _ => spare,
-        }
+        let limit = self.large_frame_rest().unwrap_or(usize::MAX);
+        self.recv.spare_up_to(limit)
     }
 
     /// The bytes still to come of the data frame being received, when that frame is at

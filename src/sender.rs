@@ -66,6 +66,7 @@ impl<'a> Sender<'a> {
         ready: Result<(), UsageError>,
         release_when_empty: bool,
     ) -> Self {
+        out.assert_not_owed();
         Self {
             out,
             #[cfg(feature = "deflate")]

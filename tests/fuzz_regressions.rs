@@ -424,4 +424,21 @@ fn server_stream_echoes_by_reference_in_odd_rounds() {
         driven.echoed_by_reference, 9,
         "messages echoed by reference, of 18"
     );
+    // Those of at least 1 KiB: the 4,000-byte texts and the binaries from 1,400 bytes on.
+    assert_eq!(driven.echoes_lent, 6, "payloads lent, of those 9");
+}
+
+/// Review finding: a compressed frame at least a read long (79 bytes here, reads of 64) read
+/// through `receive_buffer` in 20-byte pieces gets a room that ends with the frame while
+/// nothing of it is held (it is inflated as it comes), which the harness once took for a
+/// short room.
+#[test]
+fn compressed_large_frame_through_receive_buffer_in_pieces() {
+    let mut input = seed("inflate", "zeros_64k_binary");
+    input[0] = 20; // chunk size
+    input[3] = 4; // options: read through receive_buffer
+    assert_eq!(
+        summaries(&targets::inflate(&input)),
+        ["accepted None", "binary 65536"]
+    );
 }

@@ -310,3 +310,15 @@ fn leaked_sender_with_a_lent_payload_is_caught() {
     core::mem::forget(sender);
     let _ = server.pending_output();
 }
+
+/// A second sender after a leaked one would queue behind the orphaned header: it is refused.
+#[test]
+#[should_panic(expected = "leaked")]
+fn sender_after_a_leaked_one_is_refused() {
+    let payload = pattern(2_000);
+    let mut server = Connection::upgraded_server(quiet_config());
+    let mut sender = server.sender();
+    sender.send_binary_borrowed(&payload).unwrap();
+    core::mem::forget(sender);
+    let _ = server.sender();
+}

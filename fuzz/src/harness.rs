@@ -431,8 +431,10 @@ pub struct Driven {
     /// Rounds ended so far; every other one frees the emptied buffers, so that both the
     /// kept and the freed buffers are exercised.
     rounds: usize,
-    /// Messages echoed by reference through `next_event_with_sender`.
+    /// Messages echoed through `next_event_with_sender` with `send_*_borrowed`.
     pub echoed_by_reference: usize,
+    /// Of those, the ones whose payload the sender lent rather than copied.
+    pub echoes_lent: usize,
     /// Bytes received and written in the current round.
     round_in: usize,
     round_app: usize,
@@ -459,6 +461,7 @@ impl Driven {
             max_pending: 0,
             rounds: 0,
             echoed_by_reference: 0,
+            echoes_lent: 0,
             round_in: 0,
             round_app: 0,
             app_out: 0,
@@ -500,15 +503,17 @@ impl Driven {
         if use_buffer {
             let mut rest = bytes;
             while !rest.is_empty() {
-                let partial = self.conn.has_partial_input();
+                // A large frame in progress: part of it is here, or (compressed) was
+                // inflated already.
+                let in_frame = self.conn.has_partial_input() || self.conn.is_deflate_negotiated();
                 let room = self.conn.receive_buffer();
                 if inert {
                     assert!(room.is_empty(), "receive_buffer lends room after the end");
                     break;
                 }
-                // Shorter only where a large frame ends, which needs part of it here.
+                // Shorter only where a large frame ends.
                 assert!(
-                    room.len() >= self.config.read_buffer_size || (partial && !room.is_empty()),
+                    room.len() >= self.config.read_buffer_size || (in_frame && !room.is_empty()),
                     "short receive_buffer"
                 );
                 let n = room.len().min(rest.len());
@@ -585,6 +590,7 @@ impl Driven {
                     Event::Binary(data) => Some(sender.send_binary_borrowed(data)),
                     _ => None,
                 };
+                let lent = sender.pending_output()[1].len();
                 let full = sender.pending_output().concat();
                 // Only an echo is written here: other events' output is checked as queued.
                 let k = if sent.is_some() {
@@ -594,13 +600,13 @@ impl Driven {
                 };
                 sender.consume_output(k);
                 drop(sender);
-                echo = sent.map(|sent| (sent, full, event_end, k));
+                echo = sent.map(|sent| (sent, full, event_end, k, lent));
                 Ok(Some(ev))
             }
             Ok(None) => Ok(None),
             Err(error) => Err(error),
         };
-        let Some((sent, full, event_end, k)) = echo else {
+        let Some((sent, full, event_end, k, lent)) = echo else {
             let new = self.conn.pending_output()[before..].to_vec();
             return self.check_next(result, &new, state_before);
         };
@@ -628,6 +634,16 @@ impl Driven {
                     _ => unreachable!(),
                 };
                 check_echo_frame(reply, payload, self.role);
+                // Lent exactly when it can go out as it is: a server's uncompressed payload
+                // of at least 1 KiB (the sender's threshold).
+                let lendable = self.role == Role::Server
+                    && !self.conn.is_deflate_negotiated()
+                    && payload.len() >= 1024;
+                assert_eq!(lent > 0, lendable, "lent {lent} of {} bytes", payload.len());
+                if lendable {
+                    assert_eq!(lent, payload.len(), "the whole payload is lent");
+                    self.echoes_lent += 1;
+                }
                 self.echoed_by_reference += 1;
                 self.app_out += reply.len();
                 self.round_app += reply.len();

@@ -292,8 +292,14 @@ fn run_round(driven: &mut Driven, options: &Options, first_data: &mut bool) {
     let mut written = driven.rounds() * 37 % 211;
     loop {
         let next = if by_reference {
+            // Partial writes of 1-211 bytes, and every third time all of it.
             written = written * 5 % 211 + 1;
-            driven.next_checked_echoing(written)
+            let write = if written.is_multiple_of(3) {
+                usize::MAX
+            } else {
+                written
+            };
+            driven.next_checked_echoing(write)
         } else {
             driven.next_checked()
         };

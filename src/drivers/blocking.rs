@@ -12,7 +12,7 @@
 //! # Ok::<(), wsproto::drivers::Error>(())
 //! ```
 
-use super::{Answer, Error, Message, apply_answer, os_entropy};
+use super::{Answer, Error, MAX_LENT_WRITE, Message, apply_answer, os_entropy, write_outcome};
 use crate::close::CloseCode;
 use crate::config::Config;
 use crate::connection::{Connection, ConnectionState};
@@ -41,9 +41,21 @@ pub trait Transport: Read + Write {
     fn shutdown(&mut self) -> io::Result<()> {
         Ok(())
     }
+
+    /// Whether `write_vectored` writes from several slices at once. Only then does the
+    /// driver write a large payload by reference after its frame header; otherwise (the
+    /// default) the payload is copied behind the header and goes out in one `write`, so
+    /// the header never travels alone in a TCP segment or TLS record.
+    fn writes_vectored(&self) -> bool {
+        false
+    }
 }
 
 impl Transport for TcpStream {
+    fn writes_vectored(&self) -> bool {
+        true
+    }
+
     fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         TcpStream::set_read_timeout(self, timeout)
     }
@@ -213,16 +225,15 @@ impl<S: Transport> WebSocket<S> {
                 Ok(Some((event, mut sender))) => {
                     let f = f.take().expect("the loop returns after the first event");
                     let result = f(event, &mut sender);
-                    // An error leaves the rest to `flush`, which meets it again and handles
-                    // it as any write error.
-                    let _ = write_lent(&mut self.stream, &mut sender);
-                    Ok(Some(result))
+                    let written = write_lent(&mut self.stream, &mut sender);
+                    Ok(Some((result, written)))
                 }
                 Ok(None) => Ok(None),
                 Err(e) => Err(e),
             };
             match next {
-                Ok(Some(result)) => {
+                Ok(Some((result, written))) => {
+                    write_outcome(&self.conn, &mut self.shut, written)?;
                     self.flush()?;
                     return Ok(Some(result));
                 }
@@ -243,18 +254,18 @@ impl<S: Transport> WebSocket<S> {
         self.flush()
     }
 
-    /// Sends a binary message.
+    /// Sends a binary message. A server's large uncompressed payload is written from
+    /// `data` itself, after the frame header in one vectored write, on streams that write
+    /// vectored ([`Transport::writes_vectored`]).
     ///
     /// # Errors
     /// As [`send_text`](Self::send_text).
-    /// A large payload is written from `data` itself, with one vectored write after the
-    /// frame header, when it can go out as it is (a server's, uncompressed).
     pub fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
         let mut sender = self.conn.sender();
         sender.send_binary_borrowed(data)?;
-        // An error leaves the rest to `flush`, as in `read_with_sender`.
-        let _ = write_lent(&mut self.stream, &mut sender);
+        let written = write_lent(&mut self.stream, &mut sender);
         drop(sender);
+        write_outcome(&self.conn, &mut self.shut, written)?;
         self.flush()
     }
 
@@ -296,15 +307,8 @@ impl<S: Transport> WebSocket<S> {
     /// # Errors
     /// IO errors.
     pub fn flush(&mut self) -> Result<(), Error> {
-        match self.write_out() {
-            // After the closing handshake the peer may reset the stream before our last
-            // bytes reach it; the connection is over either way.
-            Err(_) if self.conn.state() == ConnectionState::Closed => {
-                self.shut = true;
-                return Ok(());
-            }
-            result => result?,
-        }
+        let written = self.write_out();
+        write_outcome(&self.conn, &mut self.shut, written)?;
         if self.conn.wants_shutdown() && !self.shut {
             self.shut = true;
             self.stream.shutdown()?;
@@ -314,10 +318,12 @@ impl<S: Transport> WebSocket<S> {
 
     fn write_out(&mut self) -> io::Result<()> {
         while self.conn.wants_write() {
-            let n = self.stream.write(self.conn.pending_output())?;
-            if n == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
-            }
+            let n = match self.stream.write(self.conn.pending_output()) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
             self.conn.consume_output(n);
         }
         self.stream.flush()
@@ -336,6 +342,12 @@ impl<S: Transport> WebSocket<S> {
     /// The stream.
     pub fn get_ref(&self) -> &S {
         &self.stream
+    }
+
+    /// The stream, for settings such as timeouts or `TCP_NODELAY`. Bytes written or read
+    /// through it past the driver would break the framing.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.stream
     }
 
     /// Flushes, then reads once into the connection, acting on timers while it waits.
@@ -389,15 +401,21 @@ impl<S: Transport> WebSocket<S> {
 }
 
 /// Writes a payload that `sender` lent, with the output queued before it, in vectored
-/// writes. What is left when it stops (an error) the sender copies into the connection's
-/// output when dropped, for the ordinary flush.
-fn write_lent<W: Write>(writer: &mut W, sender: &mut Sender<'_>) -> io::Result<()> {
+/// writes, on streams that write vectored (on others the sender copies it behind its header
+/// when dropped, and the ordinary flush writes both at once). What is left when a write fails
+/// the sender copies into the connection's output when dropped.
+fn write_lent<T: Transport>(stream: &mut T, sender: &mut Sender<'_>) -> io::Result<()> {
+    if !stream.writes_vectored() {
+        return Ok(());
+    }
     while let [queued, lent @ [_, ..]] = sender.pending_output() {
-        let n = writer.write_vectored(&[io::IoSlice::new(queued), io::IoSlice::new(lent)])?;
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
+        let lent = &lent[..lent.len().min(MAX_LENT_WRITE)];
+        match stream.write_vectored(&[io::IoSlice::new(queued), io::IoSlice::new(lent)]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => sender.consume_output(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
-        sender.consume_output(n);
     }
     Ok(())
 }

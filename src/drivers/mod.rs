@@ -128,3 +128,26 @@ pub(crate) fn os_entropy(dest: &mut [u8]) {
     // generator failing is not something a connection can recover from.
     getrandom::fill(dest).expect("the operating system's random generator failed");
 }
+
+/// What a failed write means: after the closing handshake the peer may reset the stream
+/// before our last bytes reach it, and the connection is over either way (the stream counts
+/// as shut); any other error is the caller's.
+#[cfg(any(feature = "blocking", feature = "tokio"))]
+pub(crate) fn write_outcome(
+    conn: &Connection,
+    shut: &mut bool,
+    result: std::io::Result<()>,
+) -> std::io::Result<()> {
+    match result {
+        Err(_) if conn.state() == crate::connection::ConnectionState::Closed => {
+            *shut = true;
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// The most of a lent payload handed to one vectored write: `IoSlice` takes at most
+/// `u32::MAX` bytes on some platforms, and no socket takes more than this at once anyway.
+#[cfg(any(feature = "blocking", feature = "tokio"))]
+pub(crate) const MAX_LENT_WRITE: usize = 1 << 30;

@@ -21,7 +21,7 @@
 //! # }
 //! ```
 
-use super::{Answer, Error, Message, apply_answer, os_entropy};
+use super::{Answer, Error, MAX_LENT_WRITE, Message, apply_answer, os_entropy, write_outcome};
 use crate::close::CloseCode;
 use crate::config::Config;
 use crate::connection::{Connection, ConnectionState};
@@ -125,15 +125,8 @@ fn poll_write_out<W: AsyncWrite + Unpin>(
     shut: &mut bool,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<()>> {
-    match ready!(poll_write_pending(writer, conn, cx)) {
-        // After the closing handshake the peer may reset the stream before our last bytes
-        // reach it; the connection is over either way.
-        Err(_) if conn.state() == ConnectionState::Closed => {
-            *shut = true;
-            return Poll::Ready(Ok(()));
-        }
-        result => result?,
-    }
+    let written = ready!(poll_write_pending(writer, conn, cx));
+    write_outcome(conn, shut, written)?;
     if conn.wants_shutdown() && !*shut {
         // A peer that already closed makes shutdown fail; the connection is done either way.
         let _ = ready!(Pin::new(&mut *writer).poll_shutdown(cx));
@@ -159,19 +152,26 @@ fn poll_write_pending<W: AsyncWrite + Unpin>(
 }
 
 /// Writes a payload that `sender` lent, with the output queued before it, in vectored
-/// writes. What is left when it stops (an error, or the future dropped) the sender copies
-/// into the connection's output when dropped, for the ordinary flush.
+/// writes, on streams that write vectored (on others the sender copies it behind its header
+/// when dropped, and the ordinary flush writes both at once, so the header never travels
+/// alone in a TCP segment or TLS record). What is left when it stops (an error, or the
+/// future dropped) the sender copies into the connection's output when dropped.
 async fn write_lent<W: AsyncWrite + Unpin>(
     writer: &mut W,
     sender: &mut Sender<'_>,
 ) -> io::Result<()> {
+    if !writer.is_write_vectored() {
+        return Ok(());
+    }
     while let [queued, lent @ [_, ..]] = sender.pending_output() {
+        let lent = &lent[..lent.len().min(MAX_LENT_WRITE)];
         let slices = [io::IoSlice::new(queued), io::IoSlice::new(lent)];
-        let n = poll_fn(|cx| Pin::new(&mut *writer).poll_write_vectored(cx, &slices)).await?;
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
+        match poll_fn(|cx| Pin::new(&mut *writer).poll_write_vectored(cx, &slices)).await {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => sender.consume_output(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
-        sender.consume_output(n);
     }
     Ok(())
 }
@@ -367,16 +367,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
                 Ok(Some((event, mut sender))) => {
                     let f = f.take().expect("the loop returns after the first event");
                     let result = f(event, &mut sender);
-                    // An error leaves the rest to `flush`, which meets it again and handles
-                    // it as any write error.
-                    let _ = write_lent(&mut self.stream, &mut sender).await;
-                    Ok(Some(result))
+                    let written = write_lent(&mut self.stream, &mut sender).await;
+                    Ok(Some((result, written)))
                 }
                 Ok(None) => Ok(None),
                 Err(e) => Err(e),
             };
             match next {
-                Ok(Some(result)) => {
+                Ok(Some((result, written))) => {
+                    write_outcome(&self.conn, &mut self.shut, written)?;
                     self.flush().await?;
                     return Ok(Some(result));
                 }
@@ -397,20 +396,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
         self.flush().await
     }
 
-    /// Sends a binary message.
+    /// Sends a binary message. A server's large uncompressed payload is written from
+    /// `data` itself, after the frame header in one vectored write, on streams that write
+    /// vectored (`AsyncWrite::is_write_vectored`). Cancelled midway, the unwritten rest is
+    /// copied into the connection's output and goes out with the next flush.
     ///
     /// # Errors
     /// As [`send_text`](Self::send_text).
-    /// A large payload is written from `data` itself, with one vectored write after the
-    /// frame header, when it can go out as it is (a server's, uncompressed). Cancelled
-    /// midway, the unwritten rest is copied into the connection's output and goes out with
-    /// the next flush.
     pub async fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
         let mut sender = self.conn.sender();
         sender.send_binary_borrowed(data)?;
-        // An error leaves the rest to `flush`, as in `recv_with_sender`.
-        let _ = write_lent(&mut self.stream, &mut sender).await;
+        let written = write_lent(&mut self.stream, &mut sender).await;
         drop(sender);
+        write_outcome(&self.conn, &mut self.shut, written)?;
         self.flush().await
     }
 
@@ -472,6 +470,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
     /// The stream.
     pub fn get_ref(&self) -> &S {
         &self.stream
+    }
+
+    /// The stream, for settings such as timeouts or `TCP_NODELAY`. Bytes written or read
+    /// through it past the driver would break the framing.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.stream
     }
 
     /// Splits into a reader and a writer usable from two tasks. They share the connection;

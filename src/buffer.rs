@@ -240,15 +240,7 @@ impl Output {
     /// right behind it.
     pub(crate) fn unmasked_header(&mut self, opcode: Opcode, fin: bool, rsv: u8, len: usize) {
         debug_assert!(self.masker.is_none(), "clients mask every frame");
-        let header = FrameHeader {
-            fin,
-            rsv,
-            opcode,
-            mask: None,
-            payload_len: len as u64,
-        };
-        let mut head = [0; MAX_HEADER_LEN];
-        let head_len = header.encode(&mut head);
+        let (head, head_len) = encode_header(opcode, fin, rsv, None, len);
         self.buf.extend_from_slice(&head[..head_len]);
     }
 
@@ -261,15 +253,7 @@ impl Output {
     pub(crate) fn frame(&mut self, opcode: Opcode, fin: bool, rsv: u8, payload: &[u8]) {
         debug_assert_eq!(self.owed, 0, "a borrowed payload goes first");
         let mask = self.masker.as_deref_mut().map(Masker::next_key);
-        let header = FrameHeader {
-            fin,
-            rsv,
-            opcode,
-            mask,
-            payload_len: payload.len() as u64,
-        };
-        let mut head = [0; MAX_HEADER_LEN];
-        let head_len = header.encode(&mut head);
+        let (head, head_len) = encode_header(opcode, fin, rsv, mask, payload.len());
         let aligned = self.buf.is_empty() && payload.len() >= ALIGNED_COPY_MIN;
         let gap_room = if aligned { COPY_ALIGN } else { 0 };
         self.buf.reserve(gap_room + head_len + payload.len());
@@ -288,6 +272,26 @@ impl Output {
             apply_mask(&mut self.buf[payload_start..], key, 0);
         }
     }
+}
+
+/// A frame header in the shortest form, and how many of the bytes it uses.
+fn encode_header(
+    opcode: Opcode,
+    fin: bool,
+    rsv: u8,
+    mask: Option<[u8; 4]>,
+    payload_len: usize,
+) -> ([u8; MAX_HEADER_LEN], usize) {
+    let header = FrameHeader {
+        fin,
+        rsv,
+        opcode,
+        mask,
+        payload_len: payload_len as u64,
+    };
+    let mut head = [0; MAX_HEADER_LEN];
+    let len = header.encode(&mut head);
+    (head, len)
 }
 
 /// Large payloads are copied into the output at the same offset modulo this as their

@@ -402,10 +402,15 @@ impl Connection {
     fn large_frame_rest(&self) -> Option<usize> {
         let frame = self.frame.as_ref()?;
         let length = frame.remaining.saturating_add(frame.unmasked as u64);
+        let rest = self.frame_rest();
+        (length >= self.config.read_buffer_size as u64 && rest > 0).then_some(rest)
+    }
+
+    /// Payload bytes of the data frame being received that are not in the buffer yet.
+    fn frame_rest(&self) -> usize {
+        let Some(frame) = &self.frame else { return 0 };
         let buffered = (self.recv.filled() - self.parse_pos) as u64;
-        let rest = frame.remaining.saturating_sub(buffered);
-        (length >= self.config.read_buffer_size as u64 && rest > 0)
-            .then(|| usize::try_from(rest).unwrap_or(usize::MAX))
+        usize::try_from(frame.remaining.saturating_sub(buffered)).unwrap_or(usize::MAX)
     }
 
     /// Takes `n` bytes written into [`receive_buffer`](Self::receive_buffer) as received.
@@ -501,11 +506,8 @@ impl Connection {
     /// Bytes of the current data frame's payload still to come, which will have to sit in
     /// the buffer together (compressed payloads are inflated as they come, so none are).
     fn expected_payload(&self) -> usize {
-        match (&self.frame, &self.message) {
-            (Some(frame), Some(message)) if !message.compressed => {
-                let buffered = (self.recv.filled() - self.parse_pos) as u64;
-                usize::try_from(frame.remaining.saturating_sub(buffered)).unwrap_or(usize::MAX)
-            }
+        match &self.message {
+            Some(message) if !message.compressed => self.frame_rest(),
             _ => 0,
         }
     }

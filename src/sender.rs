@@ -172,23 +172,24 @@ impl<'a> Sender<'a> {
     /// Queues by reference what can go out as it is, else as `queue` does.
     fn queue_borrowed(&mut self, opcode: Opcode, payload: &'a [u8]) {
         self.settle();
-        let by_reference = payload.len() >= BORROW_MIN && !self.out.masks() && {
-            #[cfg(feature = "deflate")]
-            let compresses = self
-                .codec
-                .as_deref()
-                .is_some_and(|codec| codec.should_compress(payload.len()));
-            #[cfg(not(feature = "deflate"))]
-            let compresses = false;
-            !compresses
-        };
-        if !by_reference {
+        if payload.len() < BORROW_MIN || self.out.masks() || self.compresses(payload.len()) {
             self.queue(opcode, payload);
             return;
         }
         self.out.unmasked_header(opcode, true, 0, payload.len());
         self.borrowed = payload;
         self.out.owed = payload.len();
+    }
+
+    /// Whether a message of `len` bytes goes out compressed (permessage-deflate agreed and
+    /// the message large enough).
+    fn compresses(&self, len: usize) -> bool {
+        #[cfg(feature = "deflate")]
+        if let Some(codec) = self.codec.as_deref() {
+            return codec.should_compress(len);
+        }
+        let _ = len;
+        false
     }
 
     /// Copies the unwritten rest of a payload sent by reference into the output, behind
@@ -206,8 +207,8 @@ impl<'a> Sender<'a> {
     pub(crate) fn queue(&mut self, opcode: Opcode, payload: &[u8]) {
         self.settle();
         #[cfg(feature = "deflate")]
-        if let Some(codec) = self.codec.as_deref_mut()
-            && codec.should_compress(payload.len())
+        if self.compresses(payload.len())
+            && let Some(codec) = self.codec.as_deref_mut()
         {
             let mut compressed = alloc::vec::Vec::new();
             codec.deflate(payload, &mut compressed, true);

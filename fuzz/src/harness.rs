@@ -615,8 +615,7 @@ impl Driven {
             &full[k..],
             "the unwritten rest, after the sender dropped"
         );
-        let new = full[before..event_end].to_vec();
-        let reported = self.check_next(result, &new, state_before);
+        let reported = self.check_next(result, &full[before..event_end], state_before);
         let Some(Ev::Text(_) | Ev::Binary(_)) = &reported else {
             unreachable!("only data messages are echoed");
         };
@@ -666,7 +665,6 @@ impl Driven {
         new: &[u8],
         state_before: ConnectionState,
     ) -> Option<Ev> {
-        let new = new.to_vec();
         match result {
             Ok(None) => {
                 assert!(new.is_empty(), "output queued without an event: {new:02x?}");
@@ -679,7 +677,7 @@ impl Driven {
             Ok(Some(ev)) => {
                 assert!(self.closed.is_none(), "event after Closed: {ev:?}");
                 assert!(self.failed.is_none(), "event after an error: {ev:?}");
-                self.check_event(&ev, &new, state_before);
+                self.check_event(&ev, new, state_before);
                 self.transcript.push(ev.clone());
                 Some(ev)
             }
@@ -690,7 +688,7 @@ impl Driven {
                     return None;
                 }
                 assert!(self.closed.is_none(), "error after Closed: {error}");
-                self.check_error(&error, &new, state_before);
+                self.check_error(&error, new, state_before);
                 self.failed = Some(error.clone());
                 self.transcript.push(Ev::Error(error.clone()));
                 self.check_sticky();

@@ -12,7 +12,7 @@
 //! # Ok::<(), wsproto::drivers::Error>(())
 //! ```
 
-use super::{Answer, Error, MAX_LENT_WRITE, Message, apply_answer, os_entropy, write_outcome};
+use super::{Answer, Error, Message, apply_answer, lent_write, os_entropy, write_outcome};
 use crate::close::CloseCode;
 use crate::config::Config;
 use crate::connection::{Connection, ConnectionState};
@@ -408,9 +408,8 @@ fn write_lent<T: Transport>(stream: &mut T, sender: &mut Sender<'_>) -> io::Resu
     if !stream.writes_vectored() {
         return Ok(());
     }
-    while let [queued, lent @ [_, ..]] = sender.pending_output() {
-        let lent = &lent[..lent.len().min(MAX_LENT_WRITE)];
-        match stream.write_vectored(&[io::IoSlice::new(queued), io::IoSlice::new(lent)]) {
+    while let Some(slices) = lent_write(sender) {
+        match stream.write_vectored(&slices) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => sender.consume_output(n),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -150,4 +150,18 @@ pub(crate) fn write_outcome(
 /// The most of a lent payload handed to one vectored write: `IoSlice` takes at most
 /// `u32::MAX` bytes on some platforms, and no socket takes more than this at once anyway.
 #[cfg(any(feature = "blocking", feature = "tokio"))]
-pub(crate) const MAX_LENT_WRITE: usize = 1 << 30;
+const MAX_LENT_WRITE: usize = 1 << 30;
+
+/// The slices of the next vectored write of a payload `sender` lent: the output queued
+/// before it, then as much of the payload as one write may take. `None` once nothing is
+/// lent (what is queued then goes out with the ordinary flush).
+#[cfg(any(feature = "blocking", feature = "tokio"))]
+pub(crate) fn lent_write<'s>(sender: &'s crate::Sender<'_>) -> Option<[std::io::IoSlice<'s>; 2]> {
+    match sender.pending_output() {
+        [queued, lent @ [_, ..]] => Some([
+            std::io::IoSlice::new(queued),
+            std::io::IoSlice::new(&lent[..lent.len().min(MAX_LENT_WRITE)]),
+        ]),
+        _ => None,
+    }
+}

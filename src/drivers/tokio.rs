@@ -21,7 +21,7 @@
 //! # }
 //! ```
 
-use super::{Answer, Error, MAX_LENT_WRITE, Message, apply_answer, os_entropy, write_outcome};
+use super::{Answer, Error, Message, apply_answer, lent_write, os_entropy, write_outcome};
 use crate::close::CloseCode;
 use crate::config::Config;
 use crate::connection::{Connection, ConnectionState};
@@ -163,9 +163,7 @@ async fn write_lent<W: AsyncWrite + Unpin>(
     if !writer.is_write_vectored() {
         return Ok(());
     }
-    while let [queued, lent @ [_, ..]] = sender.pending_output() {
-        let lent = &lent[..lent.len().min(MAX_LENT_WRITE)];
-        let slices = [io::IoSlice::new(queued), io::IoSlice::new(lent)];
+    while let Some(slices) = lent_write(sender) {
         match poll_fn(|cx| Pin::new(&mut *writer).poll_write_vectored(cx, &slices)).await {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => sender.consume_output(n),

@@ -253,7 +253,7 @@ fn copy_into_messages(stream: &[u8], message: &mut [u8], masked: bool) -> usize 
             return total;
         }
         if masked {
-            wsproto::apply_mask(&mut message[at..at + n], [0x5a, 0x3c, 0x96, 0x0f], 0);
+            wsproto::internals::apply_mask(&mut message[at..at + n], [0x5a, 0x3c, 0x96, 0x0f], 0);
         }
         total += black_box(&message[at..at + n]).len();
         at += n;

@@ -1,4 +1,4 @@
-//! The two per-byte costs of receiving, alone: unmasking (`wsproto::apply_mask`) and UTF-8
+//! The two per-byte costs of receiving, alone: unmasking (`wsproto::internals::apply_mask`) and UTF-8
 //! validation (`core::str::from_utf8`, and `simdutf8` as the reference the fastest peers use),
 //! each beside a memcpy of the same bytes.
 //!
@@ -33,11 +33,11 @@ fn bench_mask(c: &mut Criterion) {
         let mut group = c.benchmark_group(format!("mask_{label}"));
         group.throughput(Throughput::Bytes(size as u64));
         group.bench_function("apply_mask", |b| {
-            b.iter(|| wsproto::apply_mask(black_box(&mut buf[..size]), key, 0))
+            b.iter(|| wsproto::internals::apply_mask(black_box(&mut buf[..size]), key, 0))
         });
         // A payload that starts one byte into the buffer, as after a 2-byte header + key.
         group.bench_function("apply_mask-unaligned", |b| {
-            b.iter(|| wsproto::apply_mask(black_box(&mut buf[1..=size]), key, 1))
+            b.iter(|| wsproto::internals::apply_mask(black_box(&mut buf[1..=size]), key, 1))
         });
         group.bench_function("bytewise", |b| {
             b.iter(|| mask_bytewise(black_box(&mut buf[..size]), key))

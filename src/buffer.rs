@@ -3,7 +3,7 @@
 //! Emptied buffers keep their memory for the next message until the connection releases them
 //! (`Config::buffer_linger`), so an idle connection owns no payload buffers.
 
-use crate::entropy::Entropy;
+use crate::entropy::EntropySource;
 use crate::frame::{FrameHeader, MAX_HEADER_LEN, Opcode};
 use crate::mask::apply_mask;
 use alloc::boxed::Box;
@@ -162,7 +162,7 @@ impl fmt::Debug for Output {
 }
 
 impl Output {
-    pub(crate) fn new(entropy: Option<Box<dyn Entropy + Send>>) -> Self {
+    pub(crate) fn new(entropy: Option<EntropySource>) -> Self {
         Self {
             buf: Vec::new(),
             start: 0,
@@ -227,13 +227,6 @@ impl Output {
     /// Appends raw bytes, for HTTP heads.
     pub(crate) fn raw(&mut self) -> &mut Vec<u8> {
         &mut self.buf
-    }
-
-    /// Fills `dest` from the caller's entropy source (clients only have one).
-    pub(crate) fn fill_random(&mut self, dest: &mut [u8]) {
-        if let Some(masker) = &mut self.masker {
-            masker.source.fill(dest);
-        }
     }
 
     /// Queues the header of an unmasked frame whose payload the caller appends or writes
@@ -314,7 +307,7 @@ const KEY_POOL: usize = 1024;
 /// Hands out masking keys, drawing entropy `KEY_POOL` bytes at a time so the caller's
 /// generator is not called for every frame. Boxed: only clients have one.
 struct Masker {
-    source: Box<dyn Entropy + Send>,
+    source: EntropySource,
     pool: [u8; KEY_POOL],
     used: usize,
 }
@@ -322,7 +315,7 @@ struct Masker {
 impl Masker {
     fn next_key(&mut self) -> [u8; 4] {
         if self.used == KEY_POOL {
-            self.source.fill(&mut self.pool);
+            (self.source)(&mut self.pool);
             self.used = 0;
         }
         let key = self.pool[self.used..self.used + 4]

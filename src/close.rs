@@ -1,6 +1,6 @@
 //! Close status codes and the Close frame payload (RFC 6455 §5.5.1, §7.4).
 
-use crate::error::ProtocolError;
+use crate::error::{ProtocolError, UsageError};
 
 /// A close status code (RFC 6455 §7.4).
 ///
@@ -103,6 +103,26 @@ impl From<CloseCode> for u16 {
 /// The largest close reason that fits a control frame (125 bytes less the 2-byte code).
 pub const MAX_CLOSE_REASON: usize = 123;
 
+/// The rules for a Close we send: a code that may appear on the wire (RFC 6455 §7.4.1), or
+/// 1005 for a Close without a body (which then has no reason either), and a reason that fits
+/// a control frame (§5.5).
+///
+/// # Errors
+/// [`UsageError::InvalidCloseCode`]; [`UsageError::CloseReasonTooLong`] over 123 bytes.
+pub(crate) fn check_sendable(code: CloseCode, reason: &str) -> Result<(), UsageError> {
+    if code == CloseCode::NO_STATUS_RECEIVED {
+        if !reason.is_empty() {
+            return Err(UsageError::InvalidCloseCode(code.0));
+        }
+    } else if !code.is_sendable() {
+        return Err(UsageError::InvalidCloseCode(code.0));
+    }
+    if reason.len() > MAX_CLOSE_REASON {
+        return Err(UsageError::CloseReasonTooLong(reason.len()));
+    }
+    Ok(())
+}
+
 /// Parses a received Close payload into its code and reason.
 ///
 /// An empty payload means no code: [`CloseCode::NO_STATUS_RECEIVED`] (RFC 6455 §7.1.5).
@@ -144,6 +164,16 @@ impl ClosePayload {
             payload.len = 2 + reason.len();
         }
         payload
+    }
+
+    /// The body of the Close that fails a connection: `reason` (an error's message) cut at a
+    /// character boundary to fit.
+    pub(crate) fn truncated(code: CloseCode, reason: &str) -> Self {
+        let mut end = reason.len().min(MAX_CLOSE_REASON);
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        Self::new(code, &reason[..end])
     }
 
     pub(crate) fn as_bytes(&self) -> &[u8] {

@@ -14,7 +14,19 @@ pub enum Role {
     Server,
 }
 
-/// Limits and behaviour of a connection. Start from [`Config::default`] and change fields.
+/// Limits and behaviour of a connection. Start from [`Config::default`] and change what you
+/// need with the setters, in one expression:
+///
+/// ```
+/// # use std::time::Duration;
+/// let config = wsproto::Config::default()
+///     .max_message_size(16 << 20)
+///     .keepalive_interval(Some(Duration::from_secs(30)));
+/// assert_eq!(config.max_message_size, 16 << 20);
+/// ```
+///
+/// The fields stay public to read and to assign; the struct is `#[non_exhaustive]`, so new
+/// settings can come without breaking callers, which is why a struct literal does not work.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Config {
@@ -48,7 +60,9 @@ pub struct Config {
     /// Pings are reported either way.
     pub auto_pong: bool,
     /// Send a Ping when nothing has been received for this long (default 20 s; `None` turns
-    /// keepalive off).
+    /// keepalive off). Receiving bytes does not ask the driver for the time, so the deadline
+    /// moves only when the connection next learns it: the Ping goes out after between one
+    /// and two intervals of silence.
     pub keepalive_interval: Option<Duration>,
     /// Fail the connection with 1011 when the keepalive Ping gets no Pong this long after it
     /// was sent (default 20 s; `None` waits forever).
@@ -93,5 +107,64 @@ impl Default for Config {
             #[cfg(feature = "deflate")]
             deflate: None,
         }
+    }
+}
+
+/// One chained setter per field: `Config::default().max_message_size(1 << 24)`.
+macro_rules! setters {
+    ($($(#[$cfg:meta])* $field:ident: $ty:ty;)*) => {
+        impl Config {
+            $(
+                $(#[$cfg])*
+                #[doc = concat!("Sets [`", stringify!($field), "`](Self::", stringify!($field), ").")]
+                #[must_use]
+                pub fn $field(mut self, value: $ty) -> Self {
+                    self.$field = value;
+                    self
+                }
+            )*
+        }
+    };
+}
+
+setters! {
+    max_message_size: usize;
+    max_frame_size: Option<usize>;
+    max_fragments_per_message: usize;
+    read_buffer_size: usize;
+    buffer_linger: Option<Duration>;
+    auto_pong: bool;
+    keepalive_interval: Option<Duration>;
+    keepalive_timeout: Option<Duration>;
+    close_timeout: Option<Duration>;
+    handshake_timeout: Option<Duration>;
+    max_head_size: usize;
+    max_headers: usize;
+    allowed_origins: Option<Vec<String>>;
+    #[cfg(feature = "deflate")]
+    deflate: Option<crate::deflate::DeflateConfig>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn setters_chain_from_the_default() {
+        let config = Config::default()
+            .max_message_size(1 << 24)
+            .max_frame_size(Some(4096))
+            .keepalive_interval(None)
+            .allowed_origins(Some(alloc::vec!["https://example.com".into()]));
+        assert_eq!(config.max_message_size, 1 << 24);
+        assert_eq!(config.max_frame_size, Some(4096));
+        assert_eq!(config.keepalive_interval, None);
+        assert_eq!(
+            config.allowed_origins.as_deref(),
+            Some(&["https://example.com".into()][..])
+        );
+        // The rest keep their defaults.
+        assert_eq!(config.read_buffer_size, 64 << 10);
+        assert_eq!(config.close_timeout, Some(Duration::from_secs(10)));
     }
 }

@@ -5,6 +5,8 @@
 //! `max_message_size + 1` bytes, so a message that crosses the limit is stopped at the byte
 //! where it does, without inflating the rest (a 10 MB bomb in 10 KB costs at most the limit).
 
+use crate::config::Config;
+use crate::extension::Negotiated;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
@@ -74,39 +76,50 @@ pub(crate) enum InflateError {
     Corrupt,
 }
 
-/// One connection's compressor and decompressor, created when first needed.
-pub(crate) struct Codec {
-    params: DeflateParams,
-    level: u32,
-    threshold: usize,
+/// The codec for what the handshake agreed, when permessage-deflate was agreed and the
+/// configuration asks for it.
+pub(crate) fn agreed(negotiated: &Negotiated, config: &Config) -> Option<(Inflater, Deflater)> {
+    let (params, wanted) = (negotiated.deflate?, config.deflate.as_ref()?);
+    Some(codec_pair(params, wanted))
+}
+
+/// The two halves of what the handshake agreed: the receiving side's inflater and the sending
+/// side's deflater, each created lazily on first use.
+pub(crate) fn codec_pair(params: DeflateParams, config: &DeflateConfig) -> (Inflater, Deflater) {
+    (
+        Inflater {
+            receive_no_context_takeover: params.receive_no_context_takeover,
+            inflater: None,
+            received_tail: [0; 4],
+        },
+        Deflater {
+            level: config.level.min(9),
+            threshold: config.threshold,
+            send_no_context_takeover: params.send_no_context_takeover,
+            send_max_window_bits: params.send_max_window_bits,
+            deflater: None,
+        },
+    )
+}
+
+/// One connection's decompressor: inflates received messages within the message limit.
+pub(crate) struct Inflater {
+    /// The peer resets its compressor after each message, so ours may drop its window too.
+    receive_no_context_takeover: bool,
     inflater: Option<Box<Decompress>>,
-    deflater: Option<Box<Compress>>,
     /// The last four compressed bytes of the message being inflated.
     received_tail: [u8; 4],
 }
 
-impl core::fmt::Debug for Codec {
+impl core::fmt::Debug for Inflater {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Codec")
-            .field("params", &self.params)
+        f.debug_struct("Inflater")
             .field("inflating", &self.inflater.is_some())
-            .field("deflating", &self.deflater.is_some())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
-impl Codec {
-    pub(crate) fn new(params: DeflateParams, config: &DeflateConfig) -> Self {
-        Self {
-            params,
-            level: config.level.min(9),
-            threshold: config.threshold,
-            inflater: None,
-            deflater: None,
-            received_tail: [0; 4],
-        }
-    }
-
+impl Inflater {
     /// Inflates the next piece of a compressed message onto `out`, which never grows past
     /// `limit + 1` bytes.
     pub(crate) fn inflate(
@@ -173,23 +186,44 @@ impl Codec {
             self.inflate(&SYNC_TAIL, out, limit)?;
         }
         self.received_tail = [0; 4];
-        if self.params.receive_no_context_takeover {
+        if self.receive_no_context_takeover {
             // Nothing is carried over, so the 32 KiB window need not be kept either.
             self.inflater = None;
         }
         Ok(())
     }
+}
 
+/// One connection's compressor: deflates sent messages (RFC 7692 §7.2.1).
+pub(crate) struct Deflater {
+    level: u32,
+    threshold: usize,
+    /// Reset our compressor after each message.
+    send_no_context_takeover: bool,
+    /// The largest window our compressor may use.
+    send_max_window_bits: u8,
+    deflater: Option<Box<Compress>>,
+}
+
+impl core::fmt::Debug for Deflater {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Deflater")
+            .field("deflating", &self.deflater.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Deflater {
     /// Whether a message of `len` bytes (or starting with a fragment of `len`) is sent
     /// compressed.
     pub(crate) fn should_compress(&self, len: usize) -> bool {
-        self.params.send_max_window_bits >= SMALLEST_ZLIB_WINDOW && len >= self.threshold
+        self.send_max_window_bits >= SMALLEST_ZLIB_WINDOW && len >= self.threshold
     }
 
     /// Appends `data` compressed to `out`, flushed so the peer can inflate it now; `last`
     /// ends the message (strips the tail, resets when context is not kept).
     pub(crate) fn deflate(&mut self, data: &[u8], out: &mut Vec<u8>, last: bool) {
-        let (level, bits) = (self.level, self.params.send_max_window_bits);
+        let (level, bits) = (self.level, self.send_max_window_bits);
         let deflater = self.deflater.get_or_insert_with(|| {
             Box::new(Compress::new_with_window_bits(
                 Compression::new(level),
@@ -221,7 +255,7 @@ impl Codec {
                 // whose length bytes are the stripped tail (RFC 7692 §7.2.1, §7.2.3.6).
                 out.push(0x00);
             }
-            if self.params.send_no_context_takeover {
+            if self.send_no_context_takeover {
                 self.deflater = None;
             }
         }
@@ -245,19 +279,41 @@ const INFLATE_STEP: usize = 16 << 10;
 mod tests {
     use super::*;
 
+    /// Both halves, as the two ends of one direction use them.
     fn codec(send_bits: u8) -> Codec {
         let params = DeflateParams {
             send_no_context_takeover: false,
             receive_no_context_takeover: false,
             send_max_window_bits: send_bits,
         };
-        Codec::new(
+        let (inflater, deflater) = codec_pair(
             params,
             &DeflateConfig {
                 threshold: 0,
                 ..DeflateConfig::default()
             },
-        )
+        );
+        Codec { inflater, deflater }
+    }
+
+    struct Codec {
+        inflater: Inflater,
+        deflater: Deflater,
+    }
+
+    impl Codec {
+        fn inflate(&mut self, i: &[u8], o: &mut Vec<u8>, limit: usize) -> Result<(), InflateError> {
+            self.inflater.inflate(i, o, limit)
+        }
+        fn finish_inflate(&mut self, o: &mut Vec<u8>, limit: usize) -> Result<(), InflateError> {
+            self.inflater.finish_inflate(o, limit)
+        }
+        fn deflate(&mut self, data: &[u8], o: &mut Vec<u8>, last: bool) {
+            self.deflater.deflate(data, o, last);
+        }
+        fn should_compress(&self, len: usize) -> bool {
+            self.deflater.should_compress(len)
+        }
     }
 
     #[test]

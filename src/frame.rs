@@ -4,6 +4,7 @@
 //! that depend on role, negotiated extensions or fragmentation live in the connection.
 
 use crate::error::ProtocolError;
+use crate::event::MessageKind;
 
 /// A frame opcode (RFC 6455 §5.2, §11.8). Reserved opcodes are rejected when parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -49,6 +50,14 @@ impl Opcode {
             Self::Close => 0x8,
             Self::Ping => 0x9,
             Self::Pong => 0xA,
+        }
+    }
+
+    /// The opcode that starts a message of this kind.
+    pub(crate) fn of(kind: MessageKind) -> Self {
+        match kind {
+            MessageKind::Text => Self::Text,
+            MessageKind::Binary => Self::Binary,
         }
     }
 

@@ -13,13 +13,9 @@
 //! unwritten is copied into the output when the sender goes away, so the connection's
 //! output always ends on a whole frame.
 
-use crate::buffer::Output;
-#[cfg(feature = "deflate")]
-use crate::deflate::Codec;
 use crate::error::UsageError;
-#[cfg(feature = "deflate")]
-use crate::extension::RSV1;
 use crate::frame::Opcode;
+use crate::writer::Writer;
 
 /// Queues whole text and binary messages on the connection that lent it.
 ///
@@ -34,17 +30,13 @@ use crate::frame::Opcode;
 /// header without its payload, and the connection's output then panics rather than put a
 /// broken frame on the wire.
 pub struct Sender<'a> {
-    out: &'a mut Output,
-    #[cfg(feature = "deflate")]
-    codec: Option<&'a mut Codec>,
+    writer: &'a mut Writer,
     /// Whether the connection can send a message now, decided when the sender was lent:
     /// nothing the sender does changes it.
     ready: Result<(), UsageError>,
     /// The unwritten rest of a payload sent by reference: it goes on the wire right after
-    /// the output's queued bytes (`out.owed` is its length).
+    /// the output's queued bytes (`writer.out.owed` is its length).
     borrowed: &'a [u8],
-    /// Free the output's memory once it is written (no `Config::buffer_linger`).
-    release_when_empty: bool,
 }
 
 /// Payloads shorter than this are copied even when sent by reference: a second slice in the
@@ -60,20 +52,12 @@ impl core::fmt::Debug for Sender<'_> {
 }
 
 impl<'a> Sender<'a> {
-    pub(crate) fn new(
-        out: &'a mut Output,
-        #[cfg(feature = "deflate")] codec: Option<&'a mut Codec>,
-        ready: Result<(), UsageError>,
-        release_when_empty: bool,
-    ) -> Self {
-        out.assert_not_owed();
+    pub(crate) fn new(writer: &'a mut Writer) -> Self {
+        writer.out.assert_not_owed();
         Self {
-            out,
-            #[cfg(feature = "deflate")]
-            codec,
-            ready,
+            ready: writer.check_can_send_message(),
+            writer,
             borrowed: &[],
-            release_when_empty,
         }
     }
 
@@ -149,7 +133,7 @@ impl<'a> Sender<'a> {
     /// part of a payload sent by reference (empty when there is none).
     #[must_use]
     pub fn pending_output(&self) -> [&[u8]; 2] {
-        [self.out.queued(), self.borrowed]
+        [self.writer.out.queued(), self.borrowed]
     }
 
     /// Marks the first `n` bytes of [`pending_output`](Self::pending_output) (both slices
@@ -158,72 +142,54 @@ impl<'a> Sender<'a> {
     /// # Panics
     /// If `n` exceeds the pending length.
     pub fn consume_output(&mut self, n: usize) {
-        let queued = self.out.queued().len();
+        let queued = self.writer.out.queued().len();
         let from_borrowed = n.saturating_sub(queued);
         assert!(
             from_borrowed <= self.borrowed.len(),
             "consumed more bytes than are pending"
         );
-        self.out.consume(n - from_borrowed);
+        self.writer.out.consume(n - from_borrowed);
         self.borrowed = &self.borrowed[from_borrowed..];
-        self.out.owed = self.borrowed.len();
+        self.writer.out.owed = self.borrowed.len();
     }
 
     /// Queues by reference what can go out as it is, else as `queue` does.
     fn queue_borrowed(&mut self, opcode: Opcode, payload: &'a [u8]) {
         self.settle();
-        if payload.len() < BORROW_MIN || self.out.masks() || self.compresses(payload.len()) {
-            self.queue(opcode, payload);
+        if payload.len() < BORROW_MIN
+            || self.writer.out.masks()
+            || self.writer.compresses(payload.len())
+        {
+            self.writer.message(opcode, payload);
             return;
         }
-        self.out.unmasked_header(opcode, true, 0, payload.len());
+        self.writer
+            .out
+            .unmasked_header(opcode, true, 0, payload.len());
         self.borrowed = payload;
-        self.out.owed = payload.len();
-    }
-
-    /// Whether a message of `len` bytes goes out compressed (permessage-deflate agreed and
-    /// the message large enough).
-    fn compresses(&self, len: usize) -> bool {
-        #[cfg(feature = "deflate")]
-        if let Some(codec) = self.codec.as_deref() {
-            return codec.should_compress(len);
-        }
-        let _ = len;
-        false
+        self.writer.out.owed = payload.len();
     }
 
     /// Copies the unwritten rest of a payload sent by reference into the output, behind
     /// its header.
     fn settle(&mut self) {
         if !self.borrowed.is_empty() {
-            self.out.extend(self.borrowed);
+            self.writer.out.extend(self.borrowed);
             self.borrowed = &[];
-            self.out.owed = 0;
+            self.writer.out.owed = 0;
         }
     }
 
-    /// Queues a whole message, compressed when permessage-deflate was agreed and it is
-    /// large enough. The caller checked that a message may be sent.
-    pub(crate) fn queue(&mut self, opcode: Opcode, payload: &[u8]) {
+    /// Queues a whole message through the writer, behind what was lent before.
+    fn queue(&mut self, opcode: Opcode, payload: &[u8]) {
         self.settle();
-        #[cfg(feature = "deflate")]
-        if self.compresses(payload.len())
-            && let Some(codec) = self.codec.as_deref_mut()
-        {
-            let mut compressed = alloc::vec::Vec::new();
-            codec.deflate(payload, &mut compressed, true);
-            self.out.frame(opcode, true, RSV1, &compressed);
-            return;
-        }
-        self.out.frame(opcode, true, 0, payload);
+        self.writer.message(opcode, payload);
     }
 }
 
 impl Drop for Sender<'_> {
     fn drop(&mut self) {
         self.settle();
-        if self.release_when_empty {
-            self.out.release_if_empty();
-        }
+        self.writer.after_consume();
     }
 }

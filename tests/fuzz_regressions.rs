@@ -14,7 +14,8 @@ mod targets;
 
 use harness::Ev;
 use std::path::PathBuf;
-use wsproto::{Config, Connection, MAX_HEADER_LEN};
+use wsproto::internals::MAX_HEADER_LEN;
+use wsproto::{Config, Connection};
 
 fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -291,7 +292,7 @@ fn sec_5_7_differential_seeds_encode_their_messages() {
 #[test]
 fn sec_5_7_frame_header_seeds_parse() {
     for (name, data) in seeds("frame_header") {
-        let parsed = wsproto::FrameHeader::parse(&data);
+        let parsed = wsproto::internals::FrameHeader::parse(&data);
         if name.starts_with("sec5_2_") {
             assert!(parsed.is_err(), "{name}: {parsed:?}");
         } else {
@@ -351,7 +352,7 @@ fn recv_buffer_doubles_past_the_message_limit() {
     assert_eq!(events, 1);
     // Config::max_message_size: the message, one read, and a control frame with the frame
     // headers around them.
-    let bound = limit + read + 2 * (MAX_HEADER_LEN + wsproto::MAX_CONTROL_PAYLOAD);
+    let bound = limit + read + 2 * (MAX_HEADER_LEN + wsproto::internals::MAX_CONTROL_PAYLOAD);
     assert!(peak <= bound, "peak heap {peak} > {bound}");
 }
 

@@ -31,10 +31,12 @@ fn keepalive_ping_after_idle_interval_then_pong_rearms() {
     assert_eq!(p.deliver_to_server(), [Ev::Ping(vec![0, 0, 0, 1])]);
     assert_eq!(p.client.poll_timeout(), Some(secs(115)), "pong deadline");
     assert_eq!(p.deliver_to_client(), [Ev::Pong(vec![0, 0, 0, 1])]);
+    // The Pong re-arms the keepalive an interval after the Ping went out, without asking
+    // for the time; the next call that brings the time moves it past the Pong's arrival.
     assert_eq!(
         p.client.poll_timeout(),
-        Some(Duration::ZERO),
-        "re-arm after the pong"
+        Some(secs(120)),
+        "re-armed by the pong"
     );
     p.client.handle_timeout(secs(112));
     assert_eq!(p.client.poll_timeout(), Some(secs(122)));
@@ -46,11 +48,30 @@ fn received_bytes_reset_the_idle_timer() {
     p.client.handle_timeout(secs(0));
     p.server.send_text("still here").unwrap();
     assert_eq!(p.deliver_to_client(), [Ev::Text("still here".into())]);
-    assert_eq!(p.client.poll_timeout(), Some(Duration::ZERO));
+    // Receiving does not ask for the time: the deadline stands until the next call brings it.
+    assert_eq!(p.client.poll_timeout(), Some(secs(10)));
     p.client.handle_timeout(secs(7));
     assert_eq!(p.client.poll_timeout(), Some(secs(17)));
     p.client.handle_timeout(secs(10));
     assert!(!p.client.wants_write());
+}
+
+#[test]
+fn reads_never_ask_for_the_time() {
+    let mut p = Pair::with_configs(keepalive_config(), quiet_config());
+    p.client.handle_timeout(secs(0));
+    for i in 0..5 {
+        p.server.send_binary(&[i; 3]).unwrap();
+        assert_eq!(p.deliver_to_client(), [Ev::Binary(vec![i; 3])]);
+        assert_eq!(p.client.poll_timeout(), Some(secs(10)), "after read {i}");
+    }
+    // At the deadline, the bytes that arrived move it instead of sending a Ping.
+    p.client.handle_timeout(secs(10));
+    assert!(!p.client.wants_write(), "no ping after traffic");
+    assert_eq!(p.client.poll_timeout(), Some(secs(20)));
+    // A silent interval after that sends the Ping.
+    p.client.handle_timeout(secs(20));
+    assert_eq!(p.deliver_to_server(), [Ev::Ping(vec![0, 0, 0, 1])]);
 }
 
 #[test]

@@ -20,9 +20,10 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use sha1::{Digest as _, Sha1};
+use wsproto::internals::{MAX_CONTROL_PAYLOAD, has_partial_input};
 use wsproto::{
     Accept, CloseCode, Config, Connection, ConnectionState, Error, Event, HandshakeError,
-    MAX_CLOSE_REASON, MAX_CONTROL_PAYLOAD, ProtocolError, Request, Role, UsageError,
+    MAX_CLOSE_REASON, ProtocolError, Request, Role, UsageError,
 };
 
 /// An echo of `payload` is one FIN frame: masked by a client, unmasked by a server, and
@@ -505,7 +506,7 @@ impl Driven {
             while !rest.is_empty() {
                 // A large frame in progress: part of it is here, or (compressed) was
                 // inflated already.
-                let in_frame = self.conn.has_partial_input() || self.conn.is_deflate_negotiated();
+                let in_frame = has_partial_input(&self.conn) || self.conn.is_deflate_negotiated();
                 let room = self.conn.receive_buffer();
                 if inert {
                     assert!(room.is_empty(), "receive_buffer lends room after the end");
@@ -999,7 +1000,7 @@ impl Driven {
                 "release_buffers grew the heap"
             );
             // (A compressed message in progress keeps its inflated part.)
-            if !self.conn.has_partial_input() && !self.conn.is_deflate_negotiated() {
+            if !has_partial_input(&self.conn) && !self.conn.is_deflate_negotiated() {
                 assert_eq!(
                     self.conn.heap_size(),
                     0,

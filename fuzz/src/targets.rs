@@ -19,10 +19,10 @@ use crate::harness::{
     Bytes, Driven, Ev, Options, accept_value, chunk_size, config_from, counting_entropy,
     quiet_config,
 };
+use wsproto::internals::{FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, Opcode};
 use wsproto::{
     BuildError, ClientRequest, CloseCode, Config, Connection, ConnectionState, DeflateConfig,
-    Error, FrameHeader, HandshakeError, MAX_CLOSE_REASON, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN,
-    MessageKind, Opcode, ProtocolError, Role, UsageError,
+    Error, HandshakeError, MAX_CLOSE_REASON, MessageKind, ProtocolError, Role, UsageError,
 };
 
 // ----- frame_header ------------------------------------------------------------------------

@@ -18,7 +18,8 @@ pub use server::{Accept, Request};
 pub(crate) use client::parse_response;
 pub(crate) use extensions::parse_extensions;
 pub(crate) use server::{
-    check_rejection, parse_request, write_accept, write_error_response, write_rejection,
+    check_origin, check_rejection, parse_request, write_accept, write_error_response,
+    write_rejection,
 };
 
 use alloc::string::String;

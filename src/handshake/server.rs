@@ -106,6 +106,27 @@ impl Request {
     }
 }
 
+/// RFC 6455 §4.2.2 item 4 and §10.2: a server with a list of allowed origins refuses a
+/// request from any other origin, or without one (compared case-insensitively). `None`
+/// accepts every origin.
+///
+/// # Errors
+/// [`HandshakeError::OriginNotAllowed`], answered with 403.
+pub(crate) fn check_origin(
+    request: &Request,
+    allowed: Option<&[String]>,
+) -> Result<(), HandshakeError> {
+    let Some(allowed) = allowed else {
+        return Ok(());
+    };
+    let origin = request.origin();
+    if origin.is_some_and(|origin| allowed.iter().any(|a| a.eq_ignore_ascii_case(origin))) {
+        Ok(())
+    } else {
+        Err(HandshakeError::OriginNotAllowed)
+    }
+}
+
 /// Parses and validates a complete request head (ending in `\r\n\r\n`).
 ///
 /// Checks run in this order, so the answer is the most specific status that applies:

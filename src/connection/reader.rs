@@ -1,0 +1,589 @@
+//! The receiving side: the receive buffer and every offset into it, frame parsing, the
+//! RFC 6455 §5 checks, reassembly of fragments in place, and inflation.
+//!
+//! The reader knows nothing of the connection's state: it turns received bytes into frames
+//! and messages, and the connection decides what they mean.
+
+use crate::buffer::RecvBuffer;
+use crate::config::{Config, Role};
+use crate::deflate::{InflateError, Inflater};
+use crate::error::ProtocolError;
+use crate::event::MessageKind;
+use crate::extension::RSV1;
+use crate::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, Opcode};
+use crate::handshake::HeadScanner;
+use crate::mask::apply_mask;
+use crate::utf8::{self, Utf8Validator};
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::ops::Range;
+
+/// Masked text is unmasked and validated in blocks of this size: small enough to stay in
+/// L1 cache between the two.
+const UNMASK_AND_VALIDATE_BLOCK: usize = 8 << 10;
+
+/// What one step of reading found.
+pub(super) enum Read {
+    /// More input is needed.
+    NeedData,
+    /// Progress without anything to report.
+    Continue,
+    /// A whole uncompressed message, unmasked (and validated, for text) in the buffer.
+    Message(MessageKind, Range<usize>),
+    /// A whole compressed message, inflated into [`Reader::inflated`].
+    Inflated(MessageKind),
+    /// A control frame, its payload unmasked in the buffer.
+    Control(Opcode, Range<usize>),
+}
+
+/// A data frame whose header was read and whose payload is still arriving.
+#[derive(Debug)]
+struct FrameProgress {
+    remaining: u64,
+    mask: Option<[u8; 4]>,
+    /// Payload bytes unmasked so far, for the key phase.
+    unmasked: usize,
+    fin: bool,
+}
+
+/// A data message being joined in place: `start..end` of the receive buffer holds its
+/// unmasked payload so far.
+#[derive(Debug)]
+struct MessageProgress {
+    kind: MessageKind,
+    start: usize,
+    end: usize,
+    fragments: usize,
+    utf8: Utf8Validator,
+    /// RSV1 was set on the first frame: the payload is deflated (RFC 7692 §6).
+    compressed: bool,
+}
+
+/// Received bytes, and what has been made of them so far.
+#[derive(Debug)]
+pub(super) struct Reader {
+    recv: RecvBuffer,
+    /// First byte of `recv` not yet parsed.
+    parse_pos: usize,
+    frame: Option<FrameProgress>,
+    message: Option<MessageProgress>,
+    /// RFC 6455 §5.1: a server receives masked frames, a client unmasked ones.
+    expect_masked: bool,
+    /// RSV bits that negotiated extensions define.
+    rsv_allowed: u8,
+    /// permessage-deflate's decompressor, when it was agreed.
+    inflater: Option<Box<Inflater>>,
+    /// The inflated payload of the compressed message being received, lent by its event.
+    inflated: Vec<u8>,
+}
+
+impl Reader {
+    pub(super) fn new(role: Role) -> Self {
+        Self {
+            recv: RecvBuffer::default(),
+            parse_pos: 0,
+            frame: None,
+            message: None,
+            expect_masked: role == Role::Server,
+            rsv_allowed: 0,
+            inflater: None,
+            inflated: Vec::new(),
+        }
+    }
+
+    /// What the handshake agreed: the RSV bits extensions define, and the decompressor.
+    pub(super) fn agree(&mut self, rsv_allowed: u8, inflater: Option<Inflater>) {
+        self.rsv_allowed = rsv_allowed;
+        self.inflater = inflater.map(Box::new);
+    }
+
+    // ----- the buffer ------------------------------------------------------------------
+
+    /// The received bytes, for events to borrow by range.
+    #[inline(always)]
+    pub(super) fn bytes(&self) -> &[u8] {
+        self.recv.bytes()
+    }
+
+    /// The inflated message of [`Read::Inflated`].
+    pub(super) fn inflated(&self) -> &[u8] {
+        &self.inflated
+    }
+
+    /// Received bytes not yet parsed.
+    pub(super) fn unparsed(&self) -> usize {
+        self.recv.filled() - self.parse_pos
+    }
+
+    pub(super) fn receive(&mut self, config: &Config, bytes: &[u8]) {
+        self.make_room(config, bytes.len());
+        self.recv.spare()[..bytes.len()].copy_from_slice(bytes);
+        self.recv.commit(bytes.len());
+    }
+
+    pub(super) fn receive_buffer(&mut self, config: &Config) -> &mut [u8] {
+        self.make_room(config, config.read_buffer_size);
+        let limit = self.large_frame_rest(config).unwrap_or(usize::MAX);
+        self.recv.spare_up_to(limit)
+    }
+
+    pub(super) fn commit(&mut self, n: usize) {
+        self.recv.commit(n);
+    }
+
+    /// The bytes still to come of the data frame being received, when that frame is at
+    /// least a read long.
+    fn large_frame_rest(&self, config: &Config) -> Option<usize> {
+        let frame = self.frame.as_ref()?;
+        let length = frame.remaining.saturating_add(frame.unmasked as u64);
+        let rest = self.frame_rest();
+        (length >= config.read_buffer_size as u64 && rest > 0).then_some(rest)
+    }
+
+    /// Payload bytes of the data frame being received that are not in the buffer yet.
+    fn frame_rest(&self) -> usize {
+        let Some(frame) = &self.frame else { return 0 };
+        let buffered = self.unparsed() as u64;
+        usize::try_from(frame.remaining.saturating_sub(buffered)).unwrap_or(usize::MAX)
+    }
+
+    pub(super) fn has_partial_input(&self) -> bool {
+        self.live_start() < self.recv.filled()
+    }
+
+    pub(super) fn prefers_receive_buffer(&self, config: &Config) -> bool {
+        self.has_partial_input() || self.recv.room() >= config.read_buffer_size
+    }
+
+    /// The first byte still needed: the message being joined, else the next unparsed byte.
+    fn live_start(&self) -> usize {
+        self.message.as_ref().map_or(self.parse_pos, |m| m.start)
+    }
+
+    fn make_room(&mut self, config: &Config, want: usize) {
+        self.clear_if_drained(config);
+        // Frame headers and control frames consumed inside a fragmented message leave dead
+        // bytes between its joined payload and the next unparsed byte; close that gap first,
+        // or a peer could grow the buffer with Pings between two fragments.
+        if let Some(m) = &self.message
+            && self.parse_pos > m.end
+        {
+            self.recv.remove(m.end..self.parse_pos);
+            self.parse_pos = m.end;
+        }
+        let shift = self.recv.make_room(
+            self.live_start(),
+            want,
+            self.expected_payload(),
+            self.receive_bound(config),
+        );
+        if shift > 0 {
+            self.shift_down(shift);
+        }
+    }
+
+    /// Every offset into the buffer follows its bytes moving `by` towards the front.
+    fn shift_down(&mut self, by: usize) {
+        self.parse_pos -= by;
+        if let Some(m) = &mut self.message {
+            m.start -= by;
+            m.end -= by;
+        }
+    }
+
+    /// Bytes of the current data frame's payload still to come, which will have to sit in
+    /// the buffer together (compressed payloads are inflated as they come, so none are).
+    fn expected_payload(&self) -> usize {
+        match &self.message {
+            Some(message) if !message.compressed => self.frame_rest(),
+            _ => 0,
+        }
+    }
+
+    /// The most the receive buffer needs: a whole message or request head, a control frame
+    /// and the frame headers around them, and one read.
+    fn receive_bound(&self, config: &Config) -> usize {
+        let held = config.max_message_size.max(config.max_head_size);
+        held.saturating_add(config.read_buffer_size)
+            .saturating_add(2 * (MAX_HEADER_LEN + MAX_CONTROL_PAYLOAD))
+    }
+
+    /// Once every byte is processed the buffer starts over at its front; its memory is kept
+    /// for the next message unless `Config::buffer_linger` is `None`.
+    fn clear_if_drained(&mut self, config: &Config) {
+        if self.live_start() == self.recv.filled() {
+            if config.buffer_linger.is_some() {
+                self.recv.clear();
+            } else {
+                self.recv.release();
+            }
+            self.parse_pos = 0;
+            if let Some(m) = &mut self.message {
+                m.start = 0;
+                m.end = 0;
+            }
+        }
+    }
+
+    /// Forgets every received byte and any frame or message in progress.
+    pub(super) fn drop_input(&mut self) {
+        self.recv.release();
+        self.parse_pos = 0;
+        self.frame = None;
+        self.message = None;
+    }
+
+    /// Before the next event: the last event's inflated message is gone, and a drained
+    /// buffer starts over.
+    #[inline(always)]
+    pub(super) fn start_event(&mut self, config: &Config) {
+        if !self.message.as_ref().is_some_and(|m| m.compressed) {
+            self.inflated.clear();
+            if config.buffer_linger.is_none() {
+                self.inflated = Vec::new();
+            }
+        }
+        self.clear_if_drained(config);
+    }
+
+    /// After the input ran out: a drained buffer starts over.
+    pub(super) fn need_data(&mut self, config: &Config) {
+        self.clear_if_drained(config);
+    }
+
+    /// Frees the buffers that hold no bytes still needed.
+    pub(super) fn release_buffers(&mut self) {
+        if self.live_start() == self.recv.filled() {
+            self.recv.release();
+            self.parse_pos = 0;
+            if let Some(m) = &mut self.message {
+                m.start = 0;
+                m.end = 0;
+            }
+        }
+        if self.inflated.is_empty() {
+            self.inflated = Vec::new();
+        }
+    }
+
+    /// Whether emptied buffers are kept that `release_buffers` would free.
+    pub(super) fn holds_spare_buffers(&self) -> bool {
+        (self.recv.capacity() > 0 && self.live_start() == self.recv.filled())
+            || (self.inflated.is_empty() && self.inflated.capacity() > 0)
+    }
+
+    pub(super) fn heap_size(&self) -> usize {
+        self.recv.capacity() + self.inflated.capacity()
+    }
+
+    // ----- the opening handshake ---------------------------------------------------------
+
+    /// Looks for the end of an HTTP head, in at most `max_head_size` bytes. `Ok(Some(end))`
+    /// once complete: the head is `bytes()[..end]`, and what follows is the first frame.
+    ///
+    /// # Errors
+    /// `Err(())` when no head ends within the limit.
+    pub(super) fn scan_head(
+        &mut self,
+        config: &Config,
+        scanner: &mut HeadScanner,
+    ) -> Result<Option<usize>, ()> {
+        let limit = config.max_head_size;
+        let received = self.recv.bytes();
+        match scanner.scan(&received[..received.len().min(limit)]) {
+            Some(end) => Ok(Some(end)),
+            None if received.len() >= limit => Err(()),
+            None => Ok(None),
+        }
+    }
+
+    /// The head ended at `end`: frames start after it, and are never lost.
+    pub(super) fn skip_head(&mut self, end: usize) {
+        self.parse_pos = end;
+    }
+
+    // ----- frames ------------------------------------------------------------------------
+
+    /// Parses and processes as much input as one result needs.
+    #[inline]
+    pub(super) fn read(&mut self, config: &Config) -> Result<Read, ProtocolError> {
+        if self.frame.is_some() {
+            return self.continue_data_frame(config);
+        }
+        let Some((header, header_len)) = FrameHeader::parse(&self.recv.bytes()[self.parse_pos..])?
+        else {
+            return Ok(Read::NeedData);
+        };
+        self.check_header(config, &header)?;
+        if header.opcode.is_control() {
+            // Control payloads are at most 125 bytes: wait until the whole frame is here.
+            let start = self.parse_pos + header_len;
+            let end = start + header.payload_len as usize;
+            if self.recv.filled() < end {
+                return Ok(Read::NeedData);
+            }
+            if let Some(key) = header.mask {
+                apply_mask(&mut self.recv.bytes_mut()[start..end], key, 0);
+            }
+            self.parse_pos = end;
+            return Ok(Read::Control(header.opcode, start..end));
+        }
+        self.parse_pos += header_len;
+        if let Some(read) = self.whole_message_frame(&header)? {
+            return Ok(read);
+        }
+        match header.opcode {
+            Opcode::Continuation => {
+                if let Some(m) = &mut self.message {
+                    m.fragments += 1;
+                }
+            }
+            opcode => {
+                self.message = Some(MessageProgress {
+                    kind: data_kind(opcode),
+                    start: self.parse_pos,
+                    end: self.parse_pos,
+                    fragments: 1,
+                    utf8: Utf8Validator::default(),
+                    compressed: header.rsv & RSV1 != 0,
+                });
+            }
+        }
+        self.frame = Some(FrameProgress {
+            remaining: header.payload_len,
+            mask: header.mask,
+            unmasked: 0,
+            fin: header.fin,
+        });
+        Ok(Read::Continue)
+    }
+
+    /// The common case in one go: an uncompressed single-frame message whose payload is all
+    /// here is unmasked, validated and reported without the frame and message bookkeeping
+    /// that payloads arriving in pieces need (half the time of a 16-byte message went
+    /// there). `parse_pos` is just past the header. `None` leaves the frame to the general
+    /// path.
+    fn whole_message_frame(&mut self, header: &FrameHeader) -> Result<Option<Read>, ProtocolError> {
+        if !matches!(header.opcode, Opcode::Text | Opcode::Binary) {
+            return Ok(None);
+        }
+        let kind = data_kind(header.opcode);
+        let start = self.parse_pos;
+        let here = (self.recv.filled() - start) as u64;
+        if !header.fin || header.rsv & RSV1 != 0 || header.payload_len > here {
+            return Ok(None);
+        }
+        let end = start + header.payload_len as usize;
+        let payload = &mut self.recv.bytes_mut()[start..end];
+        if let Some(key) = header.mask {
+            apply_mask(payload, key, 0);
+        }
+        if kind == MessageKind::Text {
+            // RFC 6455 §8.1: the whole text is here, so the first invalid byte is too.
+            utf8::validate_complete(payload).map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        self.parse_pos = end;
+        Ok(Some(Read::Message(kind, start..end)))
+    }
+
+    /// Enforces the rules a header alone can break, before any payload is buffered.
+    fn check_header(&self, config: &Config, header: &FrameHeader) -> Result<(), ProtocolError> {
+        match (self.expect_masked, header.mask.is_some()) {
+            // RFC 6455 §5.1: a server MUST close on an unmasked frame...
+            (true, false) => return Err(ProtocolError::UnmaskedFrame),
+            // ...and a client MUST close on a masked one.
+            (false, true) => return Err(ProtocolError::MaskedFrame),
+            _ => {}
+        }
+        // RFC 6455 §5.2: RSV bits MUST be 0 unless an extension defines them.
+        if header.rsv & !self.rsv_allowed != 0 {
+            return Err(ProtocolError::ReservedBits(header.rsv));
+        }
+        // RFC 7692 §6: RSV1 marks a compressed message on its first frame only, never on
+        // continuation or control frames.
+        if header.rsv & RSV1 != 0 && !matches!(header.opcode, Opcode::Text | Opcode::Binary) {
+            return Err(ProtocolError::ReservedBits(header.rsv));
+        }
+        if header.opcode.is_control() {
+            // RFC 6455 §5.5: control frames MUST NOT be fragmented...
+            if !header.fin {
+                return Err(ProtocolError::FragmentedControlFrame);
+            }
+            // ...and carry at most 125 bytes.
+            if header.payload_len > MAX_CONTROL_PAYLOAD as u64 {
+                return Err(ProtocolError::ControlFrameTooLong(header.payload_len));
+            }
+            return Ok(());
+        }
+        let so_far = match (&self.message, header.opcode) {
+            // RFC 6455 §5.4: a continuation needs a fragmented message in progress...
+            (None, Opcode::Continuation) => return Err(ProtocolError::UnexpectedContinuation),
+            // ...and a new message cannot start inside one.
+            (Some(_), Opcode::Text | Opcode::Binary) => {
+                return Err(ProtocolError::ExpectedContinuation);
+            }
+            (Some(m), _) => {
+                if m.fragments >= config.max_fragments_per_message {
+                    return Err(ProtocolError::TooManyFragments {
+                        max: config.max_fragments_per_message,
+                    });
+                }
+                (m.end - m.start) as u64
+            }
+            (None, _) => 0,
+        };
+        if let Some(max) = config.max_frame_size
+            && header.payload_len > max as u64
+        {
+            return Err(ProtocolError::FrameTooLarge {
+                len: header.payload_len,
+                max,
+            });
+        }
+        let total = so_far.saturating_add(header.payload_len);
+        if total > config.max_message_size as u64 {
+            return Err(ProtocolError::MessageTooLarge {
+                len: total,
+                max: config.max_message_size,
+            });
+        }
+        Ok(())
+    }
+
+    /// Unmasks, joins and validates the payload bytes of the current data frame that are here.
+    fn continue_data_frame(&mut self, config: &Config) -> Result<Read, ProtocolError> {
+        let (Some(frame), Some(message)) = (&mut self.frame, &mut self.message) else {
+            unreachable!("a data frame in progress belongs to a message");
+        };
+        let available = (self.recv.filled() - self.parse_pos) as u64;
+        let n = frame.remaining.min(available) as usize;
+        if n == 0 && frame.remaining > 0 {
+            return Ok(Read::NeedData);
+        }
+        let bytes = self.recv.bytes_mut();
+        let src = self.parse_pos..self.parse_pos + n;
+        // Text that stays where it arrived is validated a block at a time right after the
+        // block is unmasked, while it is still in L1 cache, rather than read again in full.
+        let mut validated = false;
+        if let Some(key) = frame.mask {
+            if message.kind == MessageKind::Text && !message.compressed && message.end == src.start
+            {
+                let mut phase = frame.unmasked;
+                for block in bytes[src.clone()].chunks_mut(UNMASK_AND_VALIDATE_BLOCK) {
+                    apply_mask(block, key, phase);
+                    phase += block.len();
+                    // RFC 6455 §8.1: fail as soon as the text can no longer be valid UTF-8.
+                    message
+                        .utf8
+                        .feed(block)
+                        .map_err(|_| ProtocolError::InvalidUtf8)?;
+                }
+                validated = true;
+            } else {
+                apply_mask(&mut bytes[src.clone()], key, frame.unmasked);
+            }
+        }
+        if message.compressed {
+            inflate_into(
+                self.inflater.as_deref_mut(),
+                &mut self.inflated,
+                message,
+                &bytes[src.clone()],
+                config.max_message_size,
+                false,
+            )?;
+            // Compressed bytes are used up as they are inflated: nothing of them is kept.
+            message.start = src.end;
+            message.end = src.end;
+        } else {
+            // Join fragments in place: move this payload down over the headers before it.
+            if message.end != src.start {
+                bytes.copy_within(src.clone(), message.end);
+            }
+            let joined = message.end..message.end + n;
+            if message.kind == MessageKind::Text && !validated {
+                message
+                    .utf8
+                    .feed(&bytes[joined.clone()])
+                    .map_err(|_| ProtocolError::InvalidUtf8)?;
+            }
+            message.end = joined.end;
+        }
+        frame.unmasked += n;
+        frame.remaining -= n as u64;
+        self.parse_pos = src.end;
+        if frame.remaining > 0 {
+            return Ok(Read::NeedData);
+        }
+        let fin = frame.fin;
+        self.frame = None;
+        if !fin {
+            return Ok(Read::Continue);
+        }
+        if message.compressed {
+            inflate_into(
+                self.inflater.as_deref_mut(),
+                &mut self.inflated,
+                message,
+                &[],
+                config.max_message_size,
+                true,
+            )?;
+        }
+        let mut message = self.message.take().expect("checked above");
+        if message.kind == MessageKind::Text {
+            message
+                .utf8
+                .finish()
+                .map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        if message.compressed {
+            return Ok(Read::Inflated(message.kind));
+        }
+        Ok(Read::Message(message.kind, message.start..message.end))
+    }
+}
+
+/// The kind of message a Text or Binary frame starts.
+fn data_kind(opcode: Opcode) -> MessageKind {
+    if opcode == Opcode::Text {
+        MessageKind::Text
+    } else {
+        MessageKind::Binary
+    }
+}
+
+/// Inflates one piece of a compressed message (or, with `last`, ends it) into `inflated`,
+/// validating text as it comes out.
+fn inflate_into(
+    inflater: Option<&mut Inflater>,
+    inflated: &mut Vec<u8>,
+    message: &mut MessageProgress,
+    input: &[u8],
+    limit: usize,
+    last: bool,
+) -> Result<(), ProtocolError> {
+    // RSV1 is allowed only once permessage-deflate was agreed, so the inflater exists.
+    let inflater = inflater.ok_or(ProtocolError::ReservedBits(RSV1))?;
+    let before = inflated.len();
+    let result = if last {
+        inflater.finish_inflate(inflated, limit)
+    } else {
+        inflater.inflate(input, inflated, limit)
+    };
+    result.map_err(|e| match e {
+        // RFC 7692 §8: the limit applies to the inflated message.
+        InflateError::TooBig => ProtocolError::MessageTooLarge {
+            len: inflated.len() as u64,
+            max: limit,
+        },
+        InflateError::Corrupt => ProtocolError::InvalidCompressedData,
+    })?;
+    if message.kind == MessageKind::Text {
+        message
+            .utf8
+            .feed(&inflated[before..])
+            .map_err(|_| ProtocolError::InvalidUtf8)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,216 @@
+//! The one send path: every frame a connection sends is queued here, with the rules for
+//! sending in one place (open or not, one fragmented message at a time, RSV1 on a compressed
+//! message's first frame only, control payload sizes, Close codes through `close.rs`).
+//!
+//! The writer owns the output queue (with the client's masker) and the compressor; the
+//! connection tells it when messages may flow ([`Writer::open`], [`Writer::shut`]).
+//! [`Sender`](crate::Sender) queues through it too.
+
+use crate::buffer::Output;
+use crate::close::{self, CloseCode, ClosePayload};
+use crate::deflate::Deflater;
+use crate::entropy::EntropySource;
+use crate::error::UsageError;
+use crate::event::MessageKind;
+use crate::extension::RSV1;
+use crate::frame::{MAX_CONTROL_PAYLOAD, Opcode};
+use crate::utf8::Utf8Validator;
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+/// A message being sent in fragments.
+#[derive(Debug)]
+struct Sending {
+    kind: MessageKind,
+    utf8: Utf8Validator,
+    compressed: bool,
+}
+
+/// Queues frames for the wire.
+#[derive(Debug)]
+pub(crate) struct Writer {
+    pub(crate) out: Output,
+    /// permessage-deflate's compressor, when it was agreed.
+    deflater: Option<Box<Deflater>>,
+    /// The fragmented message we are sending, if any.
+    sending: Option<Sending>,
+    /// Messages may be sent: the connection is open and our Close is not sent.
+    open: bool,
+    /// Free the output's memory once it is written (no `Config::buffer_linger`).
+    pub(crate) release_when_empty: bool,
+}
+
+impl Writer {
+    pub(crate) fn new(entropy: Option<EntropySource>, release_when_empty: bool) -> Self {
+        Self {
+            out: Output::new(entropy),
+            deflater: None,
+            sending: None,
+            open: false,
+            release_when_empty,
+        }
+    }
+
+    /// Messages may be sent from now on.
+    pub(crate) fn open(&mut self) {
+        self.open = true;
+    }
+
+    /// No message may be sent from now on (our Close is queued, or the connection ended); a
+    /// fragmented message in progress is abandoned.
+    pub(crate) fn shut(&mut self) {
+        self.open = false;
+        self.sending = None;
+    }
+
+    pub(crate) fn set_deflater(&mut self, deflater: Deflater) {
+        self.deflater = Some(Box::new(deflater));
+    }
+
+    pub(crate) fn is_deflating(&self) -> bool {
+        self.deflater.is_some()
+    }
+
+    fn check_open(&self) -> Result<(), UsageError> {
+        if self.open {
+            Ok(())
+        } else {
+            Err(UsageError::NotOpen)
+        }
+    }
+
+    /// Whether a whole message can be queued now.
+    ///
+    /// # Errors
+    /// [`UsageError::NotOpen`] unless open; [`UsageError::MessageInProgress`] during a
+    /// fragmented send.
+    pub(crate) fn check_can_send_message(&self) -> Result<(), UsageError> {
+        self.check_open()?;
+        if self.sending.is_some() {
+            return Err(UsageError::MessageInProgress);
+        }
+        Ok(())
+    }
+
+    /// Whether a message of `len` bytes goes out compressed (permessage-deflate agreed and
+    /// the message large enough).
+    pub(crate) fn compresses(&self, len: usize) -> bool {
+        self.deflater
+            .as_ref()
+            .is_some_and(|d| d.should_compress(len))
+    }
+
+    /// Queues a whole message in one frame. The caller checked that a message may be sent.
+    pub(crate) fn message(&mut self, opcode: Opcode, payload: &[u8]) {
+        let compressed = self.compresses(payload.len());
+        self.data_frame(opcode, true, compressed, payload);
+    }
+
+    /// Queues one fragment of a message sent in pieces (RFC 6455 §5.4).
+    ///
+    /// # Errors
+    /// [`UsageError::NotOpen`]; [`UsageError::FragmentKindMismatch`];
+    /// [`UsageError::InvalidUtf8`] (the fragment is not sent).
+    pub(crate) fn fragment(
+        &mut self,
+        kind: MessageKind,
+        data: &[u8],
+        is_final: bool,
+    ) -> Result<(), UsageError> {
+        self.check_open()?;
+        let (opcode, mut utf8, compressed) = match &self.sending {
+            Some(sending) if sending.kind != kind => return Err(UsageError::FragmentKindMismatch),
+            Some(sending) => (
+                Opcode::Continuation,
+                sending.utf8.clone(),
+                sending.compressed,
+            ),
+            // A streamed message is compressed unless it is one small final fragment.
+            None => (
+                Opcode::of(kind),
+                Utf8Validator::default(),
+                self.compresses(if is_final { data.len() } else { usize::MAX }),
+            ),
+        };
+        if kind == MessageKind::Text {
+            utf8.feed(data).map_err(|_| UsageError::InvalidUtf8)?;
+            if is_final {
+                utf8.finish().map_err(|_| UsageError::InvalidUtf8)?;
+            }
+        }
+        self.data_frame(opcode, is_final, compressed, data);
+        self.sending = (!is_final).then_some(Sending {
+            kind,
+            utf8,
+            compressed,
+        });
+        Ok(())
+    }
+
+    /// Queues a data frame, deflated when its message is compressed.
+    fn data_frame(&mut self, opcode: Opcode, fin: bool, compressed: bool, payload: &[u8]) {
+        if !compressed {
+            self.out.frame(opcode, fin, 0, payload);
+            return;
+        }
+        let mut deflated = Vec::new();
+        if let Some(deflater) = &mut self.deflater {
+            // Each fragment is flushed so the peer can inflate it as it arrives.
+            deflater.deflate(payload, &mut deflated, fin);
+        }
+        // RFC 7692 §6.1: RSV1 on the first frame of a compressed message only.
+        let rsv = if opcode == Opcode::Continuation {
+            0
+        } else {
+            RSV1
+        };
+        self.out.frame(opcode, fin, rsv, &deflated);
+    }
+
+    /// Queues a Ping or Pong the application asked for.
+    ///
+    /// # Errors
+    /// [`UsageError::NotOpen`]; [`UsageError::ControlPayloadTooLarge`] over 125 bytes.
+    pub(crate) fn send_control(
+        &mut self,
+        opcode: Opcode,
+        payload: &[u8],
+    ) -> Result<(), UsageError> {
+        self.check_open()?;
+        if payload.len() > MAX_CONTROL_PAYLOAD {
+            return Err(UsageError::ControlPayloadTooLarge(payload.len()));
+        }
+        self.control(opcode, payload);
+        Ok(())
+    }
+
+    /// Queues our Close and shuts the writer (RFC 6455 §7.1.2).
+    ///
+    /// # Errors
+    /// [`UsageError::NotOpen`]; the Close rules of [`close::check_sendable`].
+    pub(crate) fn send_close(&mut self, code: CloseCode, reason: &str) -> Result<(), UsageError> {
+        self.check_open()?;
+        close::check_sendable(code, reason)?;
+        self.close(&ClosePayload::new(code, reason));
+        Ok(())
+    }
+
+    /// Queues a Close the protocol calls for (an echo, a failure) and shuts the writer.
+    pub(crate) fn close(&mut self, payload: &ClosePayload) {
+        self.control(Opcode::Close, payload.as_bytes());
+        self.shut();
+    }
+
+    /// Queues a control frame the protocol calls for (a Pong, the keepalive Ping).
+    pub(crate) fn control(&mut self, opcode: Opcode, payload: &[u8]) {
+        self.out.frame(opcode, true, 0, payload);
+    }
+
+    /// After output was consumed: frees the output's memory once written when buffers do
+    /// not linger.
+    pub(crate) fn after_consume(&mut self) {
+        if self.release_when_empty {
+            self.out.release_if_empty();
+        }
+    }
+}

@@ -81,7 +81,7 @@ fn run(
         }
     }
     let mut ws = WebSocket::connect(&format!("{base}/updateReports?agent={agent}"))?;
-    while ws.read()?.is_some() {}
+    while ws.recv()?.is_some() {}
     println!(
         "autobahn_client: ran {count} cases in {:.1} s ({ended_with_error} ended with an error, \
          as the invalid-input cases should)",
@@ -94,7 +94,7 @@ fn run(
 fn case_count(base: &str) -> Result<u32, Box<dyn std::error::Error>> {
     let mut ws = WebSocket::connect(&format!("{base}/getCaseCount"))?;
     let mut count = None;
-    while let Some(message) = ws.read()? {
+    while let Some(message) = ws.recv()? {
         if let Message::Text(text) = message {
             count = Some(text.trim().parse()?);
         }
@@ -106,7 +106,7 @@ fn case_count(base: &str) -> Result<u32, Box<dyn std::error::Error>> {
 fn echo(url: &str, deflate: bool) -> Result<(), Error> {
     let mut ws = WebSocket::connect_with(ClientRequest::new(url)?, config(deflate))?;
     loop {
-        let echo = ws.read_with(|event| match event {
+        let echo = ws.recv_with(|event| match event {
             Event::Text(text) => Echo::Text(text.to_owned()),
             Event::Binary(data) => Echo::Binary(data.to_vec()),
             _ => Echo::Nothing,

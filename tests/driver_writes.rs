@@ -134,10 +134,10 @@ fn blocking_send_binary_in_seven_byte_writes() {
     assert_eq!(ws.get_ref().written, expected);
 }
 
-/// An echo through `read_with_sender`, payloads lent from the receive buffer and written in
+/// An echo through `recv_with_sender`, payloads lent from the receive buffer and written in
 /// 7-byte pieces: the replies are the client's messages unmasked, byte for byte.
 #[test]
-fn blocking_read_with_sender_echoes_in_seven_byte_writes() {
+fn blocking_recv_with_sender_echoes_in_seven_byte_writes() {
     let (a, b) = (pattern(4_000), pattern(1_500));
     let key = [0x37, 0xfa, 0x21, 0x3d];
     let mut stream = Trickle::new(7, true);
@@ -157,7 +157,7 @@ fn blocking_read_with_sender_echoes_in_seven_byte_writes() {
     let mut ws = blocking_server(stream);
     for _ in 0..3 {
         let sent = ws
-            .read_with_sender(|event, sender| match event {
+            .recv_with_sender(|event, sender| match event {
                 wsproto::Event::Binary(data) => sender.send_binary_borrowed(data),
                 _ => panic!("only binary messages were sent"),
             })

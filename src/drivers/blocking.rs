@@ -5,7 +5,7 @@
 //!
 //! let mut ws = WebSocket::connect("ws://127.0.0.1:9001/")?;
 //! ws.send_text("hello")?;
-//! while let Some(message) = ws.read()? {
+//! while let Some(message) = ws.recv()? {
 //!     println!("{message:?}");
 //!     ws.close(wsproto::CloseCode::NORMAL, "bye")?;
 //! }
@@ -181,9 +181,9 @@ impl<S: Transport> WebSocket<S> {
     ///
     /// # Errors
     /// IO errors and connection failures (the Close frame was sent first).
-    pub fn read(&mut self) -> Result<Option<Message>, Error> {
+    pub fn recv(&mut self) -> Result<Option<Message>, Error> {
         loop {
-            match self.read_with(|event| Message::from_event(&event))? {
+            match self.recv_with(|event| Message::from_event(&event))? {
                 Some(Some(message)) => return Ok(Some(message)),
                 Some(None) => {}
                 None => return Ok(None),
@@ -194,8 +194,8 @@ impl<S: Transport> WebSocket<S> {
     /// Hands the next event to `f` without copying its payload; `Ok(None)` once closed.
     ///
     /// # Errors
-    /// As [`read`](Self::read).
-    pub fn read_with<R>(&mut self, f: impl FnOnce(Event<'_>) -> R) -> Result<Option<R>, Error> {
+    /// As [`recv`](Self::recv).
+    pub fn recv_with<R>(&mut self, f: impl FnOnce(Event<'_>) -> R) -> Result<Option<R>, Error> {
         loop {
             match self.conn.next_event() {
                 Ok(Some(event)) => return Ok(Some(f(event))),
@@ -212,8 +212,8 @@ impl<S: Transport> WebSocket<S> {
     /// without copying it out first. `Ok(None)` once closed.
     ///
     /// # Errors
-    /// As [`read`](Self::read).
-    pub fn read_with_sender<R>(
+    /// As [`recv`](Self::recv).
+    pub fn recv_with_sender<R>(
         &mut self,
         f: impl for<'e> FnOnce(Event<'e>, &mut Sender<'e>) -> R,
     ) -> Result<Option<R>, Error> {
@@ -292,7 +292,7 @@ impl<S: Transport> WebSocket<S> {
         self.flush()
     }
 
-    /// Starts the closing handshake; keep calling [`read`](Self::read) until it returns
+    /// Starts the closing handshake; keep calling [`recv`](Self::recv) until it returns
     /// `Ok(None)` to finish it.
     ///
     /// # Errors

@@ -918,7 +918,7 @@ fn blocking_recv_with_sender_echoes_without_copying() {
                 })
                 .unwrap()
             {
-                replies += sent.unwrap();
+                replies += sent;
             }
             replies
         });
@@ -957,7 +957,7 @@ async fn tokio_recv_with_sender_echoes_without_copying() {
                 .await
                 .unwrap()
             {
-                replies += sent.unwrap();
+                replies += sent;
             }
             replies
         });
@@ -974,6 +974,74 @@ async fn tokio_recv_with_sender_echoes_without_copying() {
         assert_eq!(ws.recv().await.unwrap(), Some(close_message(1000, "bye")));
         assert_eq!(ws.recv().await.unwrap(), None);
         assert_eq!(server.await.unwrap(), 3);
+    })
+    .await;
+}
+
+/// A server whose reply to the client's Close is a text message: the send fails, as the
+/// connection is no longer open (RFC 6455 §5.5.1: no data frames after a Close).
+fn reply_even_to_close(
+    event: wsproto::Event<'_>,
+    sender: &mut wsproto::Sender<'_>,
+) -> Result<(), wsproto::UsageError> {
+    match event {
+        wsproto::Event::Text(text) => sender.send_text(text),
+        wsproto::Event::Close { .. } => sender.send_text("too late"),
+        _ => Ok(()),
+    }
+}
+
+fn assert_not_open<T: std::fmt::Debug>(result: Result<T, Error>) {
+    assert!(
+        matches!(result, Err(Error::Usage(wsproto::UsageError::NotOpen))),
+        "expected Usage(NotOpen), got {result:?}"
+    );
+}
+
+/// The client's side of the failing-send tests: its message echoed, then the echo of its
+/// Close, which the server wrote before its `recv_with_sender` returned the error (the
+/// server makes no call after it).
+fn blocking_client_sees_close_echo(url: &str) {
+    let mut ws = WebSocket::connect(url).unwrap();
+    ws.send_text("hi").unwrap();
+    assert_eq!(ws.recv().unwrap(), Some(Message::Text("hi".into())));
+    ws.close(CloseCode::NORMAL, "bye").unwrap();
+    assert_eq!(ws.recv().unwrap(), Some(close_message(1000, "bye")));
+    assert_eq!(ws.recv().unwrap(), None);
+}
+
+#[test]
+fn blocking_recv_with_sender_returns_a_failed_send_as_usage_error() {
+    within(LIMIT, || {
+        let (listener, url) = std_listener();
+        let server = thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut ws = WebSocket::accept(stream, quiet_config()).unwrap();
+            assert_eq!(ws.recv_with_sender(reply_even_to_close).unwrap(), Some(()));
+            assert_not_open(ws.recv_with_sender(reply_even_to_close));
+        });
+        blocking_client_sees_close_echo(&url);
+        server.join().unwrap();
+    });
+}
+
+#[tokio::test]
+async fn tokio_recv_with_sender_returns_a_failed_send_as_usage_error() {
+    bounded(async {
+        let (listener, url) = tokio_listener().await;
+        let server = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let mut ws = WebSocketStream::accept(stream, quiet_config())
+                .await
+                .unwrap();
+            let first = ws.recv_with_sender(reply_even_to_close).await;
+            assert_eq!(first.unwrap(), Some(()));
+            assert_not_open(ws.recv_with_sender(reply_even_to_close).await);
+        });
+        tokio::task::spawn_blocking(move || blocking_client_sees_close_echo(&url))
+            .await
+            .unwrap();
+        server.await.unwrap();
     })
     .await;
 }

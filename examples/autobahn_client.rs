@@ -18,6 +18,8 @@ usage: autobahn_client [--url URL] [--agent NAME] [--deflate] [--verbose]
 
   --url URL      the fuzzing server (default $AUTOBAHN_URL, else ws://127.0.0.1:9001)
   --agent NAME   the name in the report (default $AUTOBAHN_AGENT, else wsproto)
+
+An empty option or variable counts as not given.
   --deflate      offer permessage-deflate (RFC 7692), for groups 12 and 13
   --verbose      print how each case's connection ended
 
@@ -45,9 +47,14 @@ enum Echo {
 
 fn main() -> ExitCode {
     let args = args::Args::parse(USAGE, &["url", "agent"], &["verbose", "deflate"]);
-    let env_or = |name: &str, default: &str| std::env::var(name).unwrap_or(default.to_string());
-    let url = args.get("url", &env_or("AUTOBAHN_URL", "ws://127.0.0.1:9001"));
-    let agent = args.get("agent", &env_or("AUTOBAHN_AGENT", "wsproto"));
+    let setting = |option: &str, variable: &str, default: &str| {
+        first_non_empty(
+            [Some(args.get(option, "")), std::env::var(variable).ok()],
+            default,
+        )
+    };
+    let url = setting("url", "AUTOBAHN_URL", "ws://127.0.0.1:9001");
+    let agent = setting("agent", "AUTOBAHN_AGENT", "wsproto");
     let base = url.trim_end_matches('/');
     match run(base, &agent, args.flag("verbose"), args.flag("deflate")) {
         Ok(()) => ExitCode::SUCCESS,
@@ -56,6 +63,17 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The first of `candidates` that is given and not empty, else `default`: `AUTOBAHN_AGENT=`
+/// in a script means "not set", not an agent with an empty name (which would make the case
+/// URLs end in `agent=`).
+fn first_non_empty(candidates: [Option<String>; 2], default: &str) -> String {
+    candidates
+        .into_iter()
+        .flatten()
+        .find(|value| !value.is_empty())
+        .unwrap_or_else(|| default.to_string())
 }
 
 fn run(
@@ -81,7 +99,7 @@ fn run(
         }
     }
     let mut ws = WebSocket::connect(&format!("{base}/updateReports?agent={agent}"))?;
-    while ws.read()?.is_some() {}
+    while ws.recv()?.is_some() {}
     println!(
         "autobahn_client: ran {count} cases in {:.1} s ({ended_with_error} ended with an error, \
          as the invalid-input cases should)",
@@ -94,7 +112,7 @@ fn run(
 fn case_count(base: &str) -> Result<u32, Box<dyn std::error::Error>> {
     let mut ws = WebSocket::connect(&format!("{base}/getCaseCount"))?;
     let mut count = None;
-    while let Some(message) = ws.read()? {
+    while let Some(message) = ws.recv()? {
         if let Message::Text(text) = message {
             count = Some(text.trim().parse()?);
         }
@@ -106,7 +124,7 @@ fn case_count(base: &str) -> Result<u32, Box<dyn std::error::Error>> {
 fn echo(url: &str, deflate: bool) -> Result<(), Error> {
     let mut ws = WebSocket::connect_with(ClientRequest::new(url)?, config(deflate))?;
     loop {
-        let echo = ws.read_with(|event| match event {
+        let echo = ws.recv_with(|event| match event {
             Event::Text(text) => Echo::Text(text.to_owned()),
             Event::Binary(data) => Echo::Binary(data.to_vec()),
             _ => Echo::Nothing,
@@ -117,5 +135,26 @@ fn echo(url: &str, deflate: bool) -> Result<(), Error> {
             Some(Echo::Binary(data)) => ws.send_binary(&data)?,
             Some(Echo::Nothing) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_non_empty;
+
+    #[test]
+    fn empty_option_or_variable_falls_back() {
+        let given = |value: &str| Some(value.to_string());
+        // No option, AUTOBAHN_AGENT set but empty: the default, not "".
+        assert_eq!(
+            first_non_empty([given(""), given("")], "wsproto"),
+            "wsproto"
+        );
+        assert_eq!(first_non_empty([given(""), None], "wsproto"), "wsproto");
+        assert_eq!(first_non_empty([given(""), given("ci")], "wsproto"), "ci");
+        assert_eq!(
+            first_non_empty([given("cli"), given("ci")], "wsproto"),
+            "cli"
+        );
     }
 }

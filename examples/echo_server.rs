@@ -48,15 +48,13 @@ async fn echo(
     let mut ws = WebSocketStream::accept(stream, config.clone()).await?;
     // The reply's header is queued and its payload written from the receive buffer itself,
     // with one vectored write (short payloads are copied behind the header instead).
-    while let Some(sent) = ws
+    while let Some(()) = ws
         .recv_with_sender(|event, sender| match event {
             wsproto::Event::Text(text) => sender.send_text_borrowed(text),
             wsproto::Event::Binary(data) => sender.send_binary_borrowed(data),
             _ => Ok(()),
         })
         .await?
-    {
-        sent?;
-    }
+    {}
     Ok(())
 }

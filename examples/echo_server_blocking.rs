@@ -47,12 +47,10 @@ fn echo(stream: TcpStream, config: Config) -> Result<(), wsproto::drivers::Error
     let mut ws = WebSocket::accept(stream, config)?;
     // The reply's header is queued and its payload written from the receive buffer itself,
     // with one vectored write (short payloads are copied behind the header instead).
-    while let Some(sent) = ws.read_with_sender(|event, sender| match event {
+    while let Some(()) = ws.recv_with_sender(|event, sender| match event {
         wsproto::Event::Text(text) => sender.send_text_borrowed(text),
         wsproto::Event::Binary(data) => sender.send_binary_borrowed(data),
         _ => Ok(()),
-    })? {
-        sent?;
-    }
+    })? {}
     Ok(())
 }

@@ -9,17 +9,33 @@ use std::io::{self, IoSlice, Read, Write};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
-use wsproto::Connection;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use wsproto::drivers::Error;
 use wsproto::drivers::blocking::{Transport, WebSocket};
 use wsproto::drivers::tokio::WebSocketStream;
+use wsproto::{Connection, UsageError};
 
 /// A server's unmasked binary frame of `payload`, with the 16-bit length form.
 fn binary_frame(payload: &[u8]) -> Vec<u8> {
     let len = u16::try_from(payload.len()).unwrap().to_be_bytes();
     let mut frame = vec![0x82, 0x7e, len[0], len[1]];
     frame.extend_from_slice(payload);
+    frame
+}
+
+/// A client's masked binary frame of `payload`, with the shortest length form (RFC 6455
+/// §5.2), up to 64 KiB.
+fn masked_binary_frame(payload: &[u8]) -> Vec<u8> {
+    let key = [0x37, 0xfa, 0x21, 0x3d];
+    let mut frame = match payload.len() {
+        len @ 0..=125 => vec![0x82, 0x80 | len as u8],
+        len => {
+            let len = u16::try_from(len).unwrap().to_be_bytes();
+            vec![0x82, 0x80 | 126, len[0], len[1]]
+        }
+    };
+    frame.extend_from_slice(&key);
+    frame.extend(payload.iter().zip(key.iter().cycle()).map(|(b, k)| b ^ k));
     frame
 }
 
@@ -134,40 +150,70 @@ fn blocking_send_binary_in_seven_byte_writes() {
     assert_eq!(ws.get_ref().written, expected);
 }
 
-/// An echo through `read_with_sender`, payloads lent from the receive buffer and written in
+/// An echo through `recv_with_sender`, payloads lent from the receive buffer and written in
 /// 7-byte pieces: the replies are the client's messages unmasked, byte for byte.
 #[test]
-fn blocking_read_with_sender_echoes_in_seven_byte_writes() {
+fn blocking_recv_with_sender_echoes_in_seven_byte_writes() {
     let (a, b) = (pattern(4_000), pattern(1_500));
-    let key = [0x37, 0xfa, 0x21, 0x3d];
     let mut stream = Trickle::new(7, true);
     for payload in [&a[..], b"hi", &b[..]] {
-        // Masked, with the shortest length form (RFC 6455 §5.2).
-        let mut frame = match payload.len() {
-            len @ 0..=125 => vec![0x82, 0x80 | len as u8],
-            len => {
-                let len = u16::try_from(len).unwrap().to_be_bytes();
-                vec![0x82, 0x80 | 126, len[0], len[1]]
-            }
-        };
-        frame.extend_from_slice(&key);
-        frame.extend(payload.iter().zip(key.iter().cycle()).map(|(b, k)| b ^ k));
-        stream.input.extend(frame);
+        stream.input.extend(masked_binary_frame(payload));
     }
     let mut ws = blocking_server(stream);
     for _ in 0..3 {
         let sent = ws
-            .read_with_sender(|event, sender| match event {
+            .recv_with_sender(|event, sender| match event {
                 wsproto::Event::Binary(data) => sender.send_binary_borrowed(data),
                 _ => panic!("only binary messages were sent"),
             })
             .unwrap();
-        sent.expect("one event").unwrap();
+        assert_eq!(sent, Some(()), "one event");
     }
     let mut expected = binary_frame(&a);
     expected.extend_from_slice(b"\x82\x02hi");
     expected.extend(binary_frame(&b));
     assert_eq!(ws.get_ref().written, expected);
+}
+
+/// A reply and a lent echo, then an error from the closure: both frames are on the wire,
+/// whole and in order, before the error comes back.
+fn reply_then_fail<'e>(
+    event: wsproto::Event<'e>,
+    sender: &mut wsproto::Sender<'e>,
+) -> Result<(), UsageError> {
+    let wsproto::Event::Binary(data) = event else {
+        panic!("only a binary message was sent");
+    };
+    sender.send_text("echo:")?;
+    sender.send_binary_borrowed(data)?;
+    Err(UsageError::MessageInProgress)
+}
+
+fn reply_then_fail_frames(payload: &[u8]) -> Vec<u8> {
+    let mut expected = b"\x81\x05echo:".to_vec();
+    expected.extend(binary_frame(payload));
+    expected
+}
+
+#[test]
+fn blocking_recv_with_sender_writes_replies_before_the_closure_error() {
+    for vectored in [true, false] {
+        let a = pattern(4_000);
+        let mut stream = Trickle::new(7, vectored);
+        stream.input = masked_binary_frame(&a);
+        let mut ws = blocking_server(stream);
+        let result = ws.recv_with_sender(reply_then_fail);
+        assert!(
+            matches!(result, Err(Error::Usage(UsageError::MessageInProgress))),
+            "vectored {vectored}: got {result:?}"
+        );
+        assert_eq!(
+            ws.get_ref().written,
+            reply_then_fail_frames(&a),
+            "vectored {vectored}"
+        );
+        assert!(ws.connection().pending_output().is_empty());
+    }
 }
 
 /// A stream that does not write vectored gets the header and the payload in one `write`.
@@ -297,6 +343,40 @@ async fn tokio_send_binary_cancelled_midway_loses_nothing() {
             .await
             .expect("the send finishes")
             .unwrap();
+        let mut got = vec![0; expected.len()];
+        tokio::time::timeout(Duration::from_secs(10), peer.read_exact(&mut got))
+            .await
+            .expect("the peer reads everything")
+            .unwrap();
+        assert_eq!(got, expected, "vectored {vectored}");
+    }
+}
+
+#[tokio::test]
+async fn tokio_recv_with_sender_writes_replies_before_the_closure_error() {
+    for vectored in [true, false] {
+        let (ours, mut peer) = tokio::io::duplex(1 << 20);
+        let stream = Narrow {
+            inner: ours,
+            vectored,
+            budget: usize::MAX,
+        };
+        let mut ws =
+            WebSocketStream::from_connection(stream, Connection::upgraded_server(quiet_config()));
+        let a = pattern(4_000);
+        peer.write_all(&masked_binary_frame(&a)).await.unwrap();
+        let result = tokio::time::timeout(
+            Duration::from_secs(10),
+            ws.recv_with_sender(reply_then_fail),
+        )
+        .await
+        .expect("the call finishes");
+        assert!(
+            matches!(result, Err(Error::Usage(UsageError::MessageInProgress))),
+            "vectored {vectored}: got {result:?}"
+        );
+        assert!(ws.connection().pending_output().is_empty());
+        let expected = reply_then_fail_frames(&a);
         let mut got = vec![0; expected.len()];
         tokio::time::timeout(Duration::from_secs(10), peer.read_exact(&mut got))
             .await

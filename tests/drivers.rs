@@ -82,7 +82,7 @@ fn blocking_echo_server(
         };
         let mut echoed = 0;
         loop {
-            let message = match ws.read() {
+            let message = match ws.recv() {
                 Ok(Some(message)) => message,
                 Ok(None) => break,
                 Err(e) => {
@@ -231,17 +231,17 @@ fn blocking_echo_then_client_closes_with_its_code() {
 
         ws.send_text("hello \u{2713}").unwrap();
         assert_eq!(
-            ws.read().unwrap(),
+            ws.recv().unwrap(),
             Some(Message::Text("hello \u{2713}".into()))
         );
         ws.send_binary(&big_binary()).unwrap();
-        assert_eq!(ws.read().unwrap(), Some(Message::Binary(big_binary())));
+        assert_eq!(ws.recv().unwrap(), Some(Message::Binary(big_binary())));
         ws.send_binary(&[]).unwrap();
-        assert_eq!(ws.read().unwrap(), Some(Message::Binary(Vec::new())));
+        assert_eq!(ws.recv().unwrap(), Some(Message::Binary(Vec::new())));
 
         ws.close(CloseCode(4000), "done here").unwrap();
-        assert_eq!(ws.read().unwrap(), Some(close_message(4000, "done here")));
-        assert_eq!(ws.read().unwrap(), None);
+        assert_eq!(ws.recv().unwrap(), Some(close_message(4000, "done here")));
+        assert_eq!(ws.recv().unwrap(), None);
         assert_eq!(ws.connection().state(), ConnectionState::Closed);
 
         let log = server.join().unwrap();
@@ -261,12 +261,12 @@ fn blocking_server_closes_with_its_code() {
         );
         let mut ws = WebSocket::connect(&url).unwrap();
         ws.send_text("last").unwrap();
-        assert_eq!(ws.read().unwrap(), Some(Message::Text("last".into())));
+        assert_eq!(ws.recv().unwrap(), Some(Message::Text("last".into())));
         assert_eq!(
-            ws.read().unwrap(),
+            ws.recv().unwrap(),
             Some(close_message(1001, "shutting down"))
         );
-        assert_eq!(ws.read().unwrap(), None);
+        assert_eq!(ws.recv().unwrap(), None);
         // The echo of the server's Close carries the same code (RFC 6455 §5.5.1).
         let log = server.join().unwrap();
         assert_eq!(log.close, Some((1001, "shutting down".into())));
@@ -369,12 +369,12 @@ fn blocking_client_and_tokio_server_interoperate() {
         let mut ws = WebSocket::connect(&url).unwrap();
         ws.send_text("mixed drivers").unwrap();
         assert_eq!(
-            ws.read().unwrap(),
+            ws.recv().unwrap(),
             Some(Message::Text("MIXED DRIVERS".into()))
         );
         ws.close(CloseCode::NORMAL, "").unwrap();
-        assert_eq!(ws.read().unwrap(), Some(close_message(1000, "")));
-        assert_eq!(ws.read().unwrap(), None);
+        assert_eq!(ws.recv().unwrap(), Some(close_message(1000, "")));
+        assert_eq!(ws.recv().unwrap(), None);
     });
     runtime.block_on(async { bounded(server).await.unwrap() });
 }
@@ -755,7 +755,7 @@ fn blocking_keepalive_fails_with_1011_when_no_pong() {
         let (stream, _) = listener.accept().unwrap();
         let mut ws = WebSocket::accept(stream, fast_keepalive()).unwrap();
         let started = Instant::now();
-        let result = ws.read();
+        let result = ws.recv();
         assert_keepalive_timeout(result, started);
         check_silent_peer(&peer.join().unwrap());
     });
@@ -864,12 +864,12 @@ fn blocking_reset_after_closing_handshake_ends_cleanly() {
         let (listener, url) = std_listener();
         let server = closing_then_resetting_server(listener);
         let mut ws = WebSocket::connect(&url).unwrap();
-        assert_eq!(ws.read().unwrap(), Some(Message::Text("1".into())));
-        assert_eq!(ws.read().unwrap(), Some(close_message(1000, "")));
+        assert_eq!(ws.recv().unwrap(), Some(Message::Text("1".into())));
+        assert_eq!(ws.recv().unwrap(), Some(close_message(1000, "")));
         ws.flush().unwrap(); // the Close echo reaches the server, which leaves it unread
         server.join().unwrap();
         assert_eq!(ws.connection().state(), ConnectionState::Closed);
-        assert_eq!(ws.read().unwrap(), None);
+        assert_eq!(ws.recv().unwrap(), None);
     });
 }
 
@@ -903,7 +903,7 @@ fn sender_echo_messages() -> Vec<Message> {
 }
 
 #[test]
-fn blocking_read_with_sender_echoes_without_copying() {
+fn blocking_recv_with_sender_echoes_without_copying() {
     within(LIMIT, || {
         let (listener, url) = std_listener();
         let server = thread::spawn(move || {
@@ -911,14 +911,14 @@ fn blocking_read_with_sender_echoes_without_copying() {
             let mut ws = WebSocket::accept(stream, quiet_config()).unwrap();
             let mut replies = 0;
             while let Some(sent) = ws
-                .read_with_sender(|event, sender| match event {
+                .recv_with_sender(|event, sender| match event {
                     wsproto::Event::Text(text) => sender.send_text(text).map(|()| 1),
                     wsproto::Event::Binary(data) => sender.send_binary_borrowed(data).map(|()| 1),
                     _ => Ok(0),
                 })
                 .unwrap()
             {
-                replies += sent.unwrap();
+                replies += sent;
             }
             replies
         });
@@ -929,11 +929,11 @@ fn blocking_read_with_sender_echoes_without_copying() {
                 Message::Binary(data) => ws.send_binary(data).unwrap(),
                 _ => unreachable!(),
             }
-            assert_eq!(ws.read().unwrap(), Some(message));
+            assert_eq!(ws.recv().unwrap(), Some(message));
         }
         ws.close(CloseCode::NORMAL, "bye").unwrap();
-        assert_eq!(ws.read().unwrap(), Some(close_message(1000, "bye")));
-        assert_eq!(ws.read().unwrap(), None);
+        assert_eq!(ws.recv().unwrap(), Some(close_message(1000, "bye")));
+        assert_eq!(ws.recv().unwrap(), None);
         assert_eq!(server.join().unwrap(), 3);
     });
 }
@@ -957,7 +957,7 @@ async fn tokio_recv_with_sender_echoes_without_copying() {
                 .await
                 .unwrap()
             {
-                replies += sent.unwrap();
+                replies += sent;
             }
             replies
         });
@@ -974,6 +974,74 @@ async fn tokio_recv_with_sender_echoes_without_copying() {
         assert_eq!(ws.recv().await.unwrap(), Some(close_message(1000, "bye")));
         assert_eq!(ws.recv().await.unwrap(), None);
         assert_eq!(server.await.unwrap(), 3);
+    })
+    .await;
+}
+
+/// A server whose reply to the client's Close is a text message: the send fails, as the
+/// connection is no longer open (RFC 6455 §5.5.1: no data frames after a Close).
+fn reply_even_to_close(
+    event: wsproto::Event<'_>,
+    sender: &mut wsproto::Sender<'_>,
+) -> Result<(), wsproto::UsageError> {
+    match event {
+        wsproto::Event::Text(text) => sender.send_text(text),
+        wsproto::Event::Close { .. } => sender.send_text("too late"),
+        _ => Ok(()),
+    }
+}
+
+fn assert_not_open<T: std::fmt::Debug>(result: Result<T, Error>) {
+    assert!(
+        matches!(result, Err(Error::Usage(wsproto::UsageError::NotOpen))),
+        "expected Usage(NotOpen), got {result:?}"
+    );
+}
+
+/// The client's side of the failing-send tests: its message echoed, then the echo of its
+/// Close, which the server wrote before its `recv_with_sender` returned the error (the
+/// server makes no call after it).
+fn blocking_client_sees_close_echo(url: &str) {
+    let mut ws = WebSocket::connect(url).unwrap();
+    ws.send_text("hi").unwrap();
+    assert_eq!(ws.recv().unwrap(), Some(Message::Text("hi".into())));
+    ws.close(CloseCode::NORMAL, "bye").unwrap();
+    assert_eq!(ws.recv().unwrap(), Some(close_message(1000, "bye")));
+    assert_eq!(ws.recv().unwrap(), None);
+}
+
+#[test]
+fn blocking_recv_with_sender_returns_a_failed_send_as_usage_error() {
+    within(LIMIT, || {
+        let (listener, url) = std_listener();
+        let server = thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut ws = WebSocket::accept(stream, quiet_config()).unwrap();
+            assert_eq!(ws.recv_with_sender(reply_even_to_close).unwrap(), Some(()));
+            assert_not_open(ws.recv_with_sender(reply_even_to_close));
+        });
+        blocking_client_sees_close_echo(&url);
+        server.join().unwrap();
+    });
+}
+
+#[tokio::test]
+async fn tokio_recv_with_sender_returns_a_failed_send_as_usage_error() {
+    bounded(async {
+        let (listener, url) = tokio_listener().await;
+        let server = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let mut ws = WebSocketStream::accept(stream, quiet_config())
+                .await
+                .unwrap();
+            let first = ws.recv_with_sender(reply_even_to_close).await;
+            assert_eq!(first.unwrap(), Some(()));
+            assert_not_open(ws.recv_with_sender(reply_even_to_close).await);
+        });
+        tokio::task::spawn_blocking(move || blocking_client_sees_close_echo(&url))
+            .await
+            .unwrap();
+        server.await.unwrap();
     })
     .await;
 }

@@ -409,7 +409,7 @@ type CaseResult = Result<String, String>;
 /// Reads the next data message; Pings and Pongs are skipped.
 fn next_message(ws: &mut WebSocket<std::net::TcpStream>) -> Result<Message, String> {
     loop {
-        match ws.read().map_err(|e| e.to_string())? {
+        match ws.recv().map_err(|e| e.to_string())? {
             Some(Message::Ping(_) | Message::Pong(_)) => {}
             Some(message) => return Ok(message),
             None => return Err("connection closed".into()),
@@ -525,7 +525,7 @@ fn run_cases(url: &str, deflate: bool) -> Vec<(String, CaseResult)> {
     let result = (|| {
         ws.send_ping(PING_PAYLOAD).map_err(|e| e.to_string())?;
         loop {
-            match ws.read().map_err(|e| e.to_string())? {
+            match ws.recv().map_err(|e| e.to_string())? {
                 Some(Message::Pong(payload)) if payload == PING_PAYLOAD => {
                     return Ok(format!("pong payload {PING_PAYLOAD:?}"));
                 }
@@ -540,11 +540,11 @@ fn run_cases(url: &str, deflate: bool) -> Vec<(String, CaseResult)> {
     let result = (|| {
         ws.close(CloseCode::NORMAL, "bye")
             .map_err(|e| e.to_string())?;
-        let (code, reason) = match ws.read().map_err(|e| e.to_string())? {
+        let (code, reason) = match ws.recv().map_err(|e| e.to_string())? {
             Some(Message::Close { code, reason }) => (code, reason),
             other => return Err(format!("expected the server's Close, got {other:?}")),
         };
-        match ws.read() {
+        match ws.recv() {
             Ok(None) => {}
             other => return Err(format!("expected the end after the Close, got {other:?}")),
         }

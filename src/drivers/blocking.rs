@@ -5,7 +5,7 @@
 //!
 //! let mut ws = WebSocket::connect("ws://127.0.0.1:9001/")?;
 //! ws.send_text("hello")?;
-//! while let Some(message) = ws.read()? {
+//! while let Some(message) = ws.recv()? {
 //!     println!("{message:?}");
 //!     ws.close(wsproto::CloseCode::NORMAL, "bye")?;
 //! }
@@ -16,6 +16,7 @@ use super::{Answer, Error, Message, apply_answer, lent_write, os_entropy, write_
 use crate::close::CloseCode;
 use crate::config::Config;
 use crate::connection::{Connection, ConnectionState};
+use crate::error::UsageError;
 use crate::event::{Event, MessageKind};
 use crate::handshake::{ClientRequest, Request};
 use crate::sender::Sender;
@@ -181,9 +182,9 @@ impl<S: Transport> WebSocket<S> {
     ///
     /// # Errors
     /// IO errors and connection failures (the Close frame was sent first).
-    pub fn read(&mut self) -> Result<Option<Message>, Error> {
+    pub fn recv(&mut self) -> Result<Option<Message>, Error> {
         loop {
-            match self.read_with(|event| Message::from_event(&event))? {
+            match self.recv_with(|event| Message::from_event(&event))? {
                 Some(Some(message)) => return Ok(Some(message)),
                 Some(None) => {}
                 None => return Ok(None),
@@ -194,8 +195,8 @@ impl<S: Transport> WebSocket<S> {
     /// Hands the next event to `f` without copying its payload; `Ok(None)` once closed.
     ///
     /// # Errors
-    /// As [`read`](Self::read).
-    pub fn read_with<R>(&mut self, f: impl FnOnce(Event<'_>) -> R) -> Result<Option<R>, Error> {
+    /// As [`recv`](Self::recv).
+    pub fn recv_with<R>(&mut self, f: impl FnOnce(Event<'_>) -> R) -> Result<Option<R>, Error> {
         loop {
             match self.conn.next_event() {
                 Ok(Some(event)) => return Ok(Some(f(event))),
@@ -209,13 +210,35 @@ impl<S: Transport> WebSocket<S> {
 
     /// Hands the next event to `f` together with a [`Sender`] for replies, then writes what
     /// `f` queued: an echo or a relay frames the payload straight from the receive buffer,
-    /// without copying it out first. `Ok(None)` once closed.
+    /// without copying it out first. `Ok(Some(_))` carries what `f` returned, `Ok(None)`
+    /// comes once closed.
+    ///
+    /// `f` returns the result of its sends, so an echo is one match and a send that fails
+    /// ends the loop with the error:
+    ///
+    /// ```no_run
+    /// use wsproto::Event;
+    /// use wsproto::drivers::blocking::WebSocket;
+    ///
+    /// # fn demo(mut ws: WebSocket<std::net::TcpStream>) -> Result<(), wsproto::drivers::Error> {
+    /// while let Some(()) = ws.recv_with_sender(|event, sender| match event {
+    ///     Event::Text(text) => sender.send_text_borrowed(text),
+    ///     Event::Binary(data) => sender.send_binary_borrowed(data),
+    ///     _ => Ok(()),
+    /// })? {}
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
-    /// As [`read`](Self::read).
-    pub fn read_with_sender<R>(
+    /// As [`recv`](Self::recv); and an error `f` returns, as [`Error::Usage`]. It is returned
+    /// once the driver has written what was queued before it (what `f` sent, and what the
+    /// connection queued, such as the echo of a Close). If that write fails as well, `f`'s
+    /// error is still the one returned, and the unwritten bytes stay queued, ahead of
+    /// anything sent later, for the next write.
+    pub fn recv_with_sender<R>(
         &mut self,
-        f: impl for<'e> FnOnce(Event<'e>, &mut Sender<'e>) -> R,
+        f: impl for<'e> FnOnce(Event<'e>, &mut Sender<'e>) -> Result<R, UsageError>,
     ) -> Result<Option<R>, Error> {
         // Taken by the one pass of the loop that has an event; the borrow checker cannot
         // see that this pass returns, as the reply is written before the event's borrow ends.
@@ -233,9 +256,13 @@ impl<S: Transport> WebSocket<S> {
             };
             match next {
                 Ok(Some((result, written))) => {
-                    write_outcome(&self.conn, &mut self.shut, written)?;
-                    self.flush()?;
-                    return Ok(Some(result));
+                    let flushed = match write_outcome(&self.conn, &mut self.shut, written) {
+                        Ok(()) => self.flush(),
+                        Err(e) => Err(e.into()),
+                    };
+                    let reply = result?;
+                    flushed?;
+                    return Ok(Some(reply));
                 }
                 Ok(None) if self.shut => return Ok(None),
                 Ok(None) => {}
@@ -292,7 +319,7 @@ impl<S: Transport> WebSocket<S> {
         self.flush()
     }
 
-    /// Starts the closing handshake; keep calling [`read`](Self::read) until it returns
+    /// Starts the closing handshake; keep calling [`recv`](Self::recv) until it returns
     /// `Ok(None)` to finish it.
     ///
     /// # Errors

@@ -18,8 +18,8 @@ use alloc::vec::Vec;
 
 /// A message, owned: for applications that keep messages past the next read.
 ///
-/// To look at a message without copying it, use the drivers' `read_with`/`recv_with`, which
-/// lend the [`Event`] from the connection's buffer.
+/// To look at a message without copying it, use the drivers' `recv_with`, which lends the
+/// [`Event`] from the connection's buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
     /// A text message.

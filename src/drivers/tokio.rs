@@ -25,6 +25,7 @@ use super::{Answer, Error, Message, apply_answer, lent_write, os_entropy, write_
 use crate::close::CloseCode;
 use crate::config::Config;
 use crate::connection::{Connection, ConnectionState};
+use crate::error::UsageError;
 use crate::event::{Event, MessageKind};
 use crate::handshake::{Accept, ClientRequest, Request};
 use crate::sender::Sender;
@@ -330,32 +331,43 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
 
     /// Hands the next event to `f` together with a [`Sender`] for replies, then writes what
     /// `f` queued: an echo or a relay frames the payload straight from the receive buffer,
-    /// without copying it out first. `Ok(None)` once closed. Cancel-safe as far as the
-    /// stream goes: dropped while the reply is being written, the event has been handled and
-    /// the reply is written by the next call; only what `f` returned is lost.
+    /// without copying it out first. `Ok(Some(_))` carries what `f` returned, `Ok(None)`
+    /// comes once closed.
+    ///
+    /// `f` returns the result of its sends, so an echo is one match and a send that fails
+    /// ends the loop with the error:
     ///
     /// ```no_run
-    /// # async fn demo(mut ws: wsproto::drivers::tokio::WebSocketStream<tokio::net::TcpStream>)
+    /// use wsproto::Event;
+    /// use wsproto::drivers::tokio::WebSocketStream;
+    ///
+    /// # async fn demo(mut ws: WebSocketStream<tokio::net::TcpStream>)
     /// # -> Result<(), wsproto::drivers::Error> {
-    /// while let Some(sent) = ws
+    /// while let Some(()) = ws
     ///     .recv_with_sender(|event, sender| match event {
-    ///         wsproto::Event::Text(text) => sender.send_text(text),
-    ///         wsproto::Event::Binary(data) => sender.send_binary(data),
+    ///         Event::Text(text) => sender.send_text_borrowed(text),
+    ///         Event::Binary(data) => sender.send_binary_borrowed(data),
     ///         _ => Ok(()),
     ///     })
     ///     .await?
-    /// {
-    ///     sent?;
-    /// }
+    /// {}
     /// # Ok(())
     /// # }
     /// ```
     ///
+    /// Cancel-safe as far as the stream goes: dropped while the reply is being written, the
+    /// event has been handled and the reply is written by the next call; only what `f`
+    /// returned is lost, its error included.
+    ///
     /// # Errors
-    /// As [`recv`](Self::recv).
+    /// As [`recv`](Self::recv); and an error `f` returns, as [`Error::Usage`]. It is returned
+    /// once the driver has written what was queued before it (what `f` sent, and what the
+    /// connection queued, such as the echo of a Close). If that write fails as well, `f`'s
+    /// error is still the one returned, and the unwritten bytes stay queued, ahead of
+    /// anything sent later, for the next write.
     pub async fn recv_with_sender<R>(
         &mut self,
-        f: impl for<'e> FnOnce(Event<'e>, &mut Sender<'e>) -> R,
+        f: impl for<'e> FnOnce(Event<'e>, &mut Sender<'e>) -> Result<R, UsageError>,
     ) -> Result<Option<R>, Error> {
         // Taken by the one pass of the loop that has an event; the borrow checker cannot
         // see that this pass returns, as the reply is written before the event's borrow ends.
@@ -373,9 +385,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
             };
             match next {
                 Ok(Some((result, written))) => {
-                    write_outcome(&self.conn, &mut self.shut, written)?;
-                    self.flush().await?;
-                    return Ok(Some(result));
+                    let flushed = match write_outcome(&self.conn, &mut self.shut, written) {
+                        Ok(()) => self.flush().await,
+                        Err(e) => Err(e.into()),
+                    };
+                    let reply = result?;
+                    flushed?;
+                    return Ok(Some(reply));
                 }
                 Ok(None) if self.shut => return Ok(None),
                 Ok(None) => {}

@@ -12,13 +12,14 @@
 //! # Ok::<(), wsproto::drivers::Error>(())
 //! ```
 
-use super::{Answer, Error, Message, apply_answer, lent_write, os_entropy, write_outcome};
+use super::{Answer, Error, Message, apply_answer, lent_write, write_outcome};
 use crate::close::CloseCode;
 use crate::config::Config;
 use crate::connection::{Connection, ConnectionState};
 use crate::error::UsageError;
 use crate::event::{Event, MessageKind};
 use crate::handshake::{ClientRequest, Request};
+use crate::os_entropy;
 use crate::sender::Sender;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};

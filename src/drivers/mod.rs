@@ -122,13 +122,6 @@ pub(crate) fn apply_answer(conn: &mut Connection, answer: Answer) -> Result<(), 
     }
 }
 
-/// Masking keys and handshake nonces from the operating system's CSPRNG.
-pub(crate) fn os_entropy(dest: &mut [u8]) {
-    // The core cannot go on without unpredictable masking keys (RFC 6455 §10.3); the OS
-    // generator failing is not something a connection can recover from.
-    getrandom::fill(dest).expect("the operating system's random generator failed");
-}
-
 /// What a failed write means: after the closing handshake the peer may reset the stream
 /// before our last bytes reach it, and the connection is over either way (the stream counts
 /// as shut); any other error is the caller's.

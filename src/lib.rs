@@ -59,6 +59,13 @@ pub mod internals {
     pub use crate::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, Opcode};
     pub use crate::mask::apply_mask;
 
+    /// The name of the connection's private state, as the state table in the connection
+    /// module's docs writes it (`ReadingRequest`, `Open`, `CloseSent`, ...).
+    #[must_use]
+    pub fn state_name(conn: &crate::Connection) -> &'static str {
+        conn.state_name()
+    }
+
     /// Whether received bytes are waiting for the rest of their frame or message.
     #[must_use]
     pub fn has_partial_input(conn: &crate::Connection) -> bool {

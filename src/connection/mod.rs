@@ -1,28 +1,35 @@
 //! [`Connection`]: one WebSocket connection's state machine, the only place its state changes.
 //!
-//! | state      | input                         | next state | queued on the wire        |
-//! |------------|-------------------------------|------------|---------------------------|
-//! | ReadingRequest | complete valid request head | AwaitingAnswer | nothing (`Event::Request`) |
-//! | ReadingRequest | invalid or oversized head   | Failed     | HTTP 4xx response         |
-//! | AwaitingAnswer | `accept(..)`                | Open       | HTTP 101 response         |
-//! | AwaitingAnswer | `reject(..)`                | Failed     | the application's response|
-//! | ReadingResponse | valid 101 response         | Open       | nothing (`Event::Accepted`)|
-//! | ReadingResponse | anything else              | Failed     | nothing                   |
-//! | any handshake state | handshake timeout      | Failed     | HTTP 408 (server)         |
-//! | Open       | data / Ping / Pong frame      | Open       | Pong for a Ping           |
-//! | Open       | peer's Close                  | Closed     | Close echo (same code)    |
-//! | Open       | `close(code, reason)`         | CloseSent  | Close                     |
-//! | Open       | protocol error                | Failed     | Close with the error code |
-//! | Open       | keepalive Pong overdue        | Failed     | Close 1011                |
-//! | CloseSent  | peer's Close                  | Closed     | nothing                   |
-//! | CloseSent  | data frame                    | CloseSent  | nothing (dropped)         |
-//! | CloseSent  | close timeout                 | Closed     | nothing (code 1006)       |
-//! | any        | `fail(code, reason)`          | Closed     | Close, unless already sent|
-//! | any        | EOF before the handshake ends | Closed     | nothing (code 1006)       |
+//! | state | input | next state | queued on the wire |
+//! |---|---|---|---|
+//! | ReadingRequest | valid request head | AwaitingAnswer | nothing (`Event::Request`) |
+//! | ReadingRequest | invalid request head | Failed | HTTP 4xx response |
+//! | ReadingRequest | EOF | Closed | nothing (code 1006) |
+//! | AwaitingAnswer | `accept(..)` | Open | HTTP 101 response |
+//! | AwaitingAnswer | `reject(..)` | Failed | the application's response |
+//! | AwaitingAnswer | EOF | AwaitingAnswer | nothing (the answer is still due) |
+//! | ReadingResponse | valid 101 response | Open | nothing (`Event::Accepted`) |
+//! | ReadingResponse | invalid response | Failed | nothing |
+//! | ReadingResponse | EOF | Closed | nothing (code 1006) |
+//! | ReadingRequest, AwaitingAnswer | handshake timeout | Failed | HTTP 408 |
+//! | ReadingResponse | handshake timeout | Failed | nothing |
+//! | Open | data, Ping or Pong frame | Open | a Pong for a Ping |
+//! | Open | peer's Close | Closed | Close echo (same code) |
+//! | Open | `close(code, reason)` | CloseSent | Close |
+//! | Open | protocol error | Failed | Close with the error's code |
+//! | Open | keepalive Pong overdue | Failed | Close 1011 |
+//! | Open | EOF | Closed | nothing (code 1006) |
+//! | CloseSent | peer's Close | Closed | nothing |
+//! | CloseSent | data frame | CloseSent | nothing (dropped) |
+//! | CloseSent | close timeout | Closed | nothing (code 1006) |
+//! | Open | `fail(code, reason)` | Closed | Close |
+//! | ReadingRequest, AwaitingAnswer, ReadingResponse, CloseSent | `fail(code, reason)` | Closed | nothing |
+//! | Closed, Failed | `fail(code, reason)` | unchanged | nothing |
 //!
 //! `wants_shutdown()` turns true, once the output is flushed, when the connection failed, when
 //! a server reaches Closed (the server closes TCP first, RFC 6455 §7.1.1), and when a client in
-//! Closed has seen EOF or waited `close_timeout`.
+//! Closed has seen EOF or waited `close_timeout`. `tests/state_table.rs` walks every row of
+//! this table.
 //!
 //! The connection owns the state; the [`reader`] turns received bytes into frames, the
 //! [`Writer`](crate::writer::Writer) queues everything sent, and the [`timers`] table says
@@ -270,6 +277,19 @@ impl Connection {
                 self.reader.drop_input();
                 self.shutdown = true;
             }
+        }
+    }
+
+    /// The private state's name, as the state table writes it.
+    pub(crate) fn state_name(&self) -> &'static str {
+        match self.state {
+            State::ReadingRequest(_) => "ReadingRequest",
+            State::AwaitingAnswer { .. } => "AwaitingAnswer",
+            State::ReadingResponse(_) => "ReadingResponse",
+            State::Open => "Open",
+            State::CloseSent => "CloseSent",
+            State::Closed { .. } => "Closed",
+            State::Failed(_) => "Failed",
         }
     }
 

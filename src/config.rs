@@ -110,10 +110,11 @@ impl Default for Config {
     }
 }
 
-/// One chained setter per field: `Config::default().max_message_size(1 << 24)`.
+/// One chained setter per field, for settings structs that are `#[non_exhaustive]` and so
+/// cannot be written as literals outside the crate: `Config::default().max_message_size(1 << 24)`.
 macro_rules! setters {
-    ($($(#[$cfg:meta])* $field:ident: $ty:ty;)*) => {
-        impl Config {
+    ($type:ty { $($(#[$cfg:meta])* $field:ident: $ty:ty;)* }) => {
+        impl $type {
             $(
                 $(#[$cfg])*
                 #[doc = concat!("Sets [`", stringify!($field), "`](Self::", stringify!($field), ").")]
@@ -127,7 +128,13 @@ macro_rules! setters {
     };
 }
 
-setters! {
+#[cfg_attr(
+    not(feature = "deflate"),
+    expect(unused_imports, reason = "DeflateConfig uses it")
+)]
+pub(crate) use setters;
+
+setters! { Config {
     max_message_size: usize;
     max_frame_size: Option<usize>;
     max_fragments_per_message: usize;
@@ -143,7 +150,7 @@ setters! {
     allowed_origins: Option<Vec<String>>;
     #[cfg(feature = "deflate")]
     deflate: Option<crate::deflate::DeflateConfig>;
-}
+}}
 
 #[cfg(test)]
 mod tests {

@@ -14,7 +14,15 @@ use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, 
 /// permessage-deflate settings, for `Config::deflate` (negotiation is opt-in per connection).
 ///
 /// The same settings serve both roles: a client asks for them in its offer, a server applies
-/// them to the offer it accepts.
+/// them to the offer it accepts. Built from the default with a setter per field:
+///
+/// ```
+/// use wsproto::{Config, DeflateConfig};
+/// let config = Config::default().deflate(Some(
+///     DeflateConfig::default().server_no_context_takeover(true).threshold(256),
+/// ));
+/// assert_eq!(config.deflate.unwrap().threshold, 256);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct DeflateConfig {
@@ -46,6 +54,15 @@ impl Default for DeflateConfig {
         }
     }
 }
+
+crate::config::setters! { DeflateConfig {
+    level: u32;
+    threshold: usize;
+    server_no_context_takeover: bool;
+    client_no_context_takeover: bool;
+    server_max_window_bits: Option<u8>;
+    client_max_window_bits: Option<u8>;
+}}
 
 /// What the handshake agreed, seen from this endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

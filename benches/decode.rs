@@ -1,7 +1,7 @@
 //! Decoding: every implementation reads the same pre-encoded stream from an in-memory socket
 //! that returns at most 64 KiB per read, through its complete-message API, text validated.
 //!
-//! `cargo bench --bench decode`
+//! `cargo bench -p wsproto-benches --bench decode`
 
 mod common;
 
@@ -262,7 +262,8 @@ fn copy_into_messages(stream: &[u8], message: &mut [u8], masked: bool) -> usize 
 
 /// A cross-check of criterion's ratios on a noisy machine: the implementations take turns,
 /// one run each per round, so a slow spell of the machine hits all of them alike; prints the
-/// median time of each and its ratio to ours. `DECODE_INTERLEAVED=1 cargo bench --bench decode`
+/// median time of each and its ratio to ours.
+/// `DECODE_INTERLEAVED=1 cargo bench -p wsproto-benches --bench decode`
 fn interleaved(case: &Case, runs: &[(&str, &dyn Fn() -> usize)], expected: usize) {
     const ROUNDS: usize = 41;
     let mut times = vec![Vec::with_capacity(ROUNDS); runs.len()];

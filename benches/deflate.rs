@@ -5,7 +5,7 @@
 //! None of the peers (tungstenite 0.30, fastwebsockets 0.10, tokio-websockets 0.13) implements
 //! permessage-deflate, so this bench has no peer column.
 //!
-//! `cargo bench --bench deflate`
+//! `cargo bench -p wsproto-benches --bench deflate`
 
 mod common;
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # End to end, over loopback: our tokio echo_server and each peer's echo server
-# (examples/peer_echo_servers.rs), driven by examples/load.rs; then the RSS of 1,000 idle
-# connections per server (examples/idle_connections.rs, on fresh server processes).
+# (benches/examples/peer_echo_servers.rs), driven by benches/examples/load.rs; then the RSS of
+# 1,000 idle connections per server (examples/idle_connections.rs, on fresh server processes).
+# echo_server and idle_connections are the wsproto package's examples, the other two the
+# wsproto-benches package's: one target directory, so all four land in target/release/examples.
 # Appends tab-separated rows to target/wsproto-bench/e2e.tsv, which benches/table.py reads.
 #
 #   benches/e2e.sh                     # ROUNDS=3 SECONDS_PER_RUN=5 IDLE=1000 by default
@@ -18,8 +20,8 @@ OUT="$TARGET/wsproto-bench"
 mkdir -p "$OUT"
 : >"$OUT/e2e.tsv"
 
-cargo build --release --example echo_server --example peer_echo_servers --example load \
-  --example idle_connections
+cargo build --release -p wsproto -p wsproto-benches --example echo_server \
+  --example idle_connections --example peer_echo_servers --example load
 
 SERVERS=(wsproto tungstenite fastwebsockets tokio-websockets)
 declare -A PID URL

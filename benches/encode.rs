@@ -4,7 +4,7 @@
 //! once into the in-memory socket, as a `write` to a real one copies it into the kernel (so
 //! writing the payload with `writev` from the caller's buffer still counts one copy).
 //!
-//! `cargo bench --bench encode`
+//! `cargo bench -p wsproto-benches --bench encode`
 
 mod common;
 

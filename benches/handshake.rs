@@ -1,7 +1,7 @@
 //! The server's opening handshake (RFC 6455 §4.2): parse a typical browser request and build
 //! the 101 response, through each implementation's own server API.
 //!
-//! `cargo bench --bench handshake`
+//! `cargo bench -p wsproto-benches --bench handshake`
 
 mod common;
 

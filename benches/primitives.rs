@@ -2,7 +2,7 @@
 //! validation (`core::str::from_utf8`, and `simdutf8` as the reference the fastest peers use),
 //! each beside a memcpy of the same bytes.
 //!
-//! `cargo bench --bench primitives`
+//! `cargo bench -p wsproto-benches --bench primitives`
 
 mod common;
 

@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
-# The README's Performance table, from one run on this machine: every criterion bench (short
-# measurements: 1 s warm-up, 3 s, 20 samples), the end-to-end comparison (benches/e2e.sh), then
-# benches/table.py prints medians and ratios and writes target/wsproto-bench/table.md.
+# The README's Performance table, from one run on this machine: every criterion bench of the
+# wsproto-benches package (benches/Cargo.toml; short measurements: 1 s warm-up, 3 s, 20
+# samples), the end-to-end comparison (benches/e2e.sh), then benches/table.py prints medians
+# and ratios and writes target/wsproto-bench/table.md.
 #
 #   benches/run.sh            # about 20 minutes on 2 cores; run it on an otherwise idle machine
 #   benches/run.sh --no-e2e   # criterion benches only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TARGET="${CARGO_TARGET_DIR:-target}"
+# Absolute, because each bench runs in benches/ (its package) and writes to CARGO_TARGET_DIR when
+# it is set: criterion's medians and common::results_dir() land where table.py reads them.
+TARGET="$(realpath -m "${CARGO_TARGET_DIR:-target}")"
+export CARGO_TARGET_DIR="$TARGET"
 # One run: no medians left over from an earlier one.
 rm -rf "$TARGET/criterion" "$TARGET/wsproto-bench"
 mkdir -p "$TARGET/wsproto-bench"
 
-cargo bench --bench decode --bench encode --bench primitives --bench handshake --bench deflate
+cargo bench -p wsproto-benches --bench decode --bench encode --bench primitives --bench handshake \
+  --bench deflate
 if [ "${1:-}" != "--no-e2e" ]; then
   benches/e2e.sh
 fi

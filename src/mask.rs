@@ -26,7 +26,7 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], phase: usize) {
 ///
 /// The few bytes before the boundary are done one at a time, so that no vector store
 /// crosses a cache line: a payload one byte past a boundary was unmasked at 31 GiB/s
-/// instead of 48 (1 MiB, `cargo bench --bench primitives -- mask_`).
+/// instead of 48 (1 MiB, `cargo bench -p wsproto-benches --bench primitives -- mask_`).
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 #[inline(never)]
 fn apply_mask_long(buf: &mut [u8], key: [u8; 4]) {
@@ -51,7 +51,8 @@ const WIDE_MIN_LEN: usize = 64;
 const VECTOR_ALIGN: usize = 32;
 
 /// The portable loop, compiled for 32-byte AVX2 registers: 1.7x the throughput of the
-/// baseline (SSE2) build on a 64 KiB payload (`cargo bench --bench primitives -- mask_`).
+/// baseline (SSE2) build on a 64 KiB payload
+/// (`cargo bench -p wsproto-benches --bench primitives -- mask_`).
 /// Only detected at run time, as the `std` feature can; `no_std` builds keep the baseline.
 ///
 /// # Safety

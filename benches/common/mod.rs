@@ -302,10 +302,15 @@ pub fn encode_stream(
     out
 }
 
-/// Where the benches leave files for `benches/table.py` besides criterion's own.
+/// Where the benches leave files for `benches/table.py` besides criterion's own: beside
+/// criterion's, in `CARGO_TARGET_DIR` (`run.sh` makes it absolute: a bench runs in `benches/`)
+/// or else the workspace's `target/`.
 pub fn results_dir() -> std::path::PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR").unwrap_or_else(|| "target".into());
-    let dir = std::path::PathBuf::from(target).join("wsproto-bench");
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
+        std::path::PathBuf::from,
+    );
+    let dir = target.join("wsproto-bench");
     std::fs::create_dir_all(&dir).expect("create the results directory");
     dir
 }

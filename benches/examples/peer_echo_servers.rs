@@ -2,9 +2,9 @@
 //! (`benches/e2e.sh`): same runtime (`#[tokio::main]`, one task per connection), `TCP_NODELAY`,
 //! a 16 MiB message limit, text and binary messages echoed with their type.
 //!
-//! `cargo run --release --example peer_echo_servers -- --peer tokio-websockets`
+//! `cargo run --release -p wsproto-benches --example peer_echo_servers -- --peer tokio-websockets`
 
-#[path = "common/args.rs"]
+#[path = "../../examples/common/args.rs"]
 mod args;
 
 use futures_util::{SinkExt as _, StreamExt as _};

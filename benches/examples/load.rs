@@ -2,14 +2,14 @@
 //! its echo before the next (closed loop), for a fixed time. Prints messages per second, the
 //! round-trip p50/p99, and, with `--pid`, the server's CPU time per message.
 //!
-//! `cargo run --release --example load -- --url ws://127.0.0.1:9001/ --connections 100 --size 16`
+//! `cargo run --release -p wsproto-benches --example load -- --url ws://127.0.0.1:9001/ --connections 100 --size 16`
 //!
 //! It is built to cost the server's machine as little as possible: each connection's frame is
 //! encoded once (one masking key for the whole run, which is fine for a benchmark and nothing
 //! else; RFC 6455 §5.3 wants a fresh key per frame) and each echo is checked by comparing it
 //! with the exact bytes an unfragmented server frame has. Loopback only.
 
-#[path = "common/args.rs"]
+#[path = "../../examples/common/args.rs"]
 mod args;
 
 use std::io;

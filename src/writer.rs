@@ -37,7 +37,7 @@ pub(crate) struct Writer {
     /// Messages may be sent: the connection is open and our Close is not sent.
     open: bool,
     /// Free the output's memory once it is written (no `Config::buffer_linger`).
-    pub(crate) release_when_empty: bool,
+    release_when_empty: bool,
 }
 
 impl Writer {

@@ -403,7 +403,7 @@ impl Connection {
         let Some(step) = self.advance()? else {
             return Ok(None);
         };
-        Ok(Some(self.parts().0.event(step)))
+        Ok(Some(self.lender().event(step)))
     }
 
     /// [`next_event`](Self::next_event) together with a [`Sender`] that can queue messages
@@ -433,6 +433,15 @@ impl Connection {
         };
         let (lender, sender) = self.parts();
         Ok(Some((lender.event(step), sender)))
+    }
+
+    /// What an event borrows.
+    fn lender(&self) -> EventLender<'_> {
+        EventLender {
+            reader: &self.reader,
+            state: &self.state,
+            response: self.response.as_deref(),
+        }
     }
 
     /// The parts an event borrows and the parts sending needs, borrowed apart.

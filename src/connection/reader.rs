@@ -362,7 +362,8 @@ impl Reader {
     /// here is unmasked, validated and reported without the frame and message bookkeeping
     /// that payloads arriving in pieces need (half the time of a 16-byte message went
     /// there). `parse_pos` is just past the header. `None` leaves the frame to the general
-    /// path.
+    /// path. Inlined into `read`, so the result does not go through memory.
+    #[inline(always)]
     fn whole_message_frame(&mut self, header: &FrameHeader) -> Result<Option<Read>, ProtocolError> {
         if !matches!(header.opcode, Opcode::Text | Opcode::Binary) {
             return Ok(None);

@@ -233,23 +233,30 @@ impl Connection {
             reader: Reader::new(role),
             writer: Writer::new(entropy, config.buffer_linger.is_none()),
             config,
-            state: State::Failed(Error::KeepaliveTimeout),
+            state,
             timers: Timers::default(),
             response: None,
             subprotocol: None,
             shutdown: false,
             eof: false,
         };
-        conn.transition(state);
+        conn.enter_state();
         conn
     }
 
-    /// Moves to `next` and runs the exit actions of leaving the old state and entering the
-    /// new one: the only place the state changes.
+    /// Moves to `next`: the only place the state changes after construction.
     fn transition(&mut self, next: State) {
         self.state = next;
+        self.enter_state();
+    }
+
+    /// The actions of entering the current state, which are also those of leaving the
+    /// states before it: which timers stop, whether messages may be sent, whether received
+    /// bytes still matter, whether the stream should shut.
+    fn enter_state(&mut self) {
         match &self.state {
             State::ReadingRequest(_) | State::AwaitingAnswer { .. } | State::ReadingResponse(_) => {
+                // Nothing stops here; `timer_to_arm` starts the handshake timer.
             }
             State::Open => {
                 self.timers.set(Timer::Handshake, None);

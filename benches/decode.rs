@@ -6,13 +6,12 @@
 mod common;
 
 use common::{
-    FASTWEBSOCKETS, MAX_READ, MemSocket, OP_BINARY, OP_TEXT, OURS, Rng, Sender, TOKIO_WEBSOCKETS,
-    TUNGSTENITE,
+    FASTWEBSOCKETS, LIMIT, MAX_READ, MemSocket, OP_BINARY, OP_TEXT, OURS, Rng, Sender,
+    TOKIO_WEBSOCKETS, TUNGSTENITE,
 };
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures_util::StreamExt as _;
 use std::hint::black_box;
-use wsproto::{Config, Connection, Event};
 
 /// One decode case: `count` messages of `size` bytes, as the peer `sender` frames them.
 struct Case {
@@ -110,9 +109,6 @@ const CASES: &[Case] = &[
     },
 ];
 
-/// The largest message any case sends, with room: limits are raised to this for everyone.
-const LIMIT: usize = 64 << 20;
-
 fn messages(case: &Case, rng: &mut Rng) -> Vec<Vec<u8>> {
     (0..case.count)
         .map(|_| match (case.opcode, case.multibyte) {
@@ -124,33 +120,6 @@ fn messages(case: &Case, rng: &mut Rng) -> Vec<Vec<u8>> {
 }
 
 // ----- the implementations: each returns the payload bytes it was handed ---------------------
-
-fn wsproto(stream: &[u8], sender: Sender, count: usize) -> usize {
-    let mut config = Config::default();
-    config.max_message_size = LIMIT;
-    let mut conn = match sender {
-        Sender::Client => Connection::upgraded_server(config),
-        Sender::Server => Connection::upgraded_client(config, |d: &mut [u8]| d.fill(0x5a)),
-    };
-    let mut socket = MemSocket::new(stream);
-    let (mut got, mut bytes) = (0, 0);
-    loop {
-        while let Some(event) = conn.next_event().expect("a valid stream") {
-            match event {
-                Event::Text(text) => bytes += black_box(text).len(),
-                Event::Binary(data) => bytes += black_box(data).len(),
-                _ => continue,
-            }
-            got += 1;
-        }
-        if got == count {
-            return bytes;
-        }
-        let n = socket.read_into(conn.receive_buffer());
-        assert!(n > 0, "the stream ended early");
-        conn.commit(n);
-    }
-}
 
 fn tungstenite(stream: &[u8], sender: Sender, count: usize) -> usize {
     use tungstenite::protocol::{Message, Role, WebSocket, WebSocketConfig};
@@ -320,7 +289,11 @@ fn bench_decode(c: &mut Criterion) {
 
         // Everyone must hand over every byte before being timed.
         let (s, n) = (&stream[..], case.count);
-        assert_eq!(wsproto(s, case.sender, n), expected, "{OURS}");
+        assert_eq!(
+            common::decode_wsproto(s, case.sender, n),
+            expected,
+            "{OURS}"
+        );
         assert_eq!(tungstenite(s, case.sender, n), expected, "{TUNGSTENITE}");
         assert_eq!(
             fastwebsockets(&rt, s, case.sender, n),
@@ -337,7 +310,7 @@ fn bench_decode(c: &mut Criterion) {
             interleaved(
                 case,
                 &[
-                    (OURS, &|| wsproto(s, case.sender, n)),
+                    (OURS, &|| common::decode_wsproto(s, case.sender, n)),
                     (TUNGSTENITE, &|| tungstenite(s, case.sender, n)),
                     (FASTWEBSOCKETS, &|| fastwebsockets(&rt, s, case.sender, n)),
                     (TOKIO_WEBSOCKETS, &|| {
@@ -356,7 +329,9 @@ fn bench_decode(c: &mut Criterion) {
 
         let mut group = c.benchmark_group(format!("decode_{}", case.name));
         group.throughput(Throughput::Bytes(expected as u64));
-        group.bench_function(OURS, |b| b.iter(|| wsproto(s, case.sender, n)));
+        group.bench_function(OURS, |b| {
+            b.iter(|| common::decode_wsproto(s, case.sender, n))
+        });
         group.bench_function(TUNGSTENITE, |b| b.iter(|| tungstenite(s, case.sender, n)));
         group.bench_function(FASTWEBSOCKETS, |b| {
             b.iter(|| fastwebsockets(&rt, s, case.sender, n))
@@ -366,7 +341,7 @@ fn bench_decode(c: &mut Criterion) {
         });
         if let Some(binary) = &as_binary {
             group.bench_function("wsproto-same-bytes-as-binary", |b| {
-                b.iter(|| wsproto(binary, case.sender, n))
+                b.iter(|| common::decode_wsproto(binary, case.sender, n))
             });
         }
         if case.memcpy {

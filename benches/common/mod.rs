@@ -302,6 +302,39 @@ pub fn encode_stream(
     out
 }
 
+/// The largest message any decode case sends, with room: limits are raised to this for
+/// every implementation.
+pub const LIMIT: usize = 64 << 20;
+
+/// Our complete-message decode of `stream`, as the decode bench times it (and
+/// `examples/hot_loops.rs` counts it): reads of at most [`MAX_READ`] straight into the
+/// connection's buffer, every event taken. Returns the payload bytes handed over.
+pub fn decode_wsproto(stream: &[u8], sender: Sender, count: usize) -> usize {
+    let config = wsproto::Config::default().max_message_size(LIMIT);
+    let mut conn = match sender {
+        Sender::Client => wsproto::Connection::upgraded_server(config),
+        Sender::Server => wsproto::Connection::upgraded_client(config, |d| d.fill(0x5a)),
+    };
+    let mut socket = MemSocket::new(stream);
+    let (mut got, mut bytes) = (0, 0);
+    loop {
+        while let Some(event) = conn.next_event().expect("a valid stream") {
+            match event {
+                wsproto::Event::Text(text) => bytes += std::hint::black_box(text).len(),
+                wsproto::Event::Binary(data) => bytes += std::hint::black_box(data).len(),
+                _ => continue,
+            }
+            got += 1;
+        }
+        if got == count {
+            return bytes;
+        }
+        let n = socket.read_into(conn.receive_buffer());
+        assert!(n > 0, "the stream ended early");
+        conn.commit(n);
+    }
+}
+
 /// Where the benches leave files for `benches/table.py` besides criterion's own: beside
 /// criterion's, in `CARGO_TARGET_DIR` (`run.sh` makes it absolute: a bench runs in `benches/`)
 /// or else the workspace's `target/`.

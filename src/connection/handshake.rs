@@ -114,11 +114,7 @@ impl Connection {
     }
 
     fn apply_negotiated(&mut self, negotiated: &Negotiated) {
-        let codec = crate::deflate::agreed(negotiated, &self.config);
-        let (inflater, deflater) = match codec {
-            Some((inflater, deflater)) => (Some(inflater), Some(deflater)),
-            None => (None, None),
-        };
+        let (inflater, deflater) = crate::deflate::agreed(negotiated, &self.config).unzip();
         self.reader.agree(negotiated.rsv_allowed, inflater);
         if let Some(deflater) = deflater {
             self.writer.set_deflater(deflater);

@@ -1,7 +1,7 @@
 //! Walks the state table of the connection module's docs (`src/connection/mod.rs`): every row,
 //! read from the docs themselves, is run from each state it names, and the next state and the
-//! exact bytes queued are checked. A row added to the docs without a scenario here, or a
-//! scenario without its row, fails the test, so the table cannot drift from the code.
+//! exact bytes queued are checked. A row added to the docs without a scenario here fails the
+//! test, as does a state missing from the table, so the table cannot drift from the code.
 mod common;
 use common::*;
 use std::collections::BTreeSet;

@@ -71,6 +71,38 @@ impl Transport for TcpStream {
     }
 }
 
+/// A rustls stream over TCP, either side (`ClientConnection` or `ServerConnection`): a server
+/// accepts on a `StreamOwned<ServerConnection, TcpStream>` it built itself. Reads time out on
+/// the socket; shutting down sends the TLS `close_notify` alert, then closes the socket. Writes
+/// are not vectored, so a frame header and its payload go out in one TLS record.
+#[cfg(feature = "rustls")]
+impl<C, D> Transport for rustls::StreamOwned<C, TcpStream>
+where
+    C: std::ops::DerefMut<Target = rustls::ConnectionCommon<D>>,
+    D: rustls::SideData,
+{
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.sock.set_read_timeout(timeout)
+    }
+
+    fn shutdown(&mut self) -> io::Result<()> {
+        self.conn.send_close_notify();
+        match self.flush() {
+            // The closing handshake is done; a peer that already went away misses only the
+            // alert.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotConnected
+                        | io::ErrorKind::BrokenPipe
+                        | io::ErrorKind::ConnectionReset
+                ) => {}
+            other => other?,
+        }
+        Transport::shutdown(&mut self.sock)
+    }
+}
+
 /// Reads done while no frame is in progress go through a small stack buffer, so a
 /// connection blocked waiting for its peer holds no heap buffer.
 const IDLE_READ: usize = 4096;

@@ -7,15 +7,20 @@
 //! which checks the upgrade request and answers it. Each client gets a reader (this task)
 //! and a writer fed by a broadcast channel; a client that goes away is dropped on the first
 //! error or at the end of its closing handshake, and the others see "guest-N left".
+//!
+//! With `--tls-cert cert.pem --tls-key key.pem` the page is served over https:// and, as the
+//! page builds its WebSocket URL from its own location, the chat runs over wss://.
 
 #[path = "common/args.rs"]
 mod args;
+#[path = "common/tls.rs"]
+mod tls;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 use wsproto::drivers::tokio::WebSocketStream;
 use wsproto::drivers::{Answer, Message};
@@ -23,10 +28,12 @@ use wsproto::{Accept, Config, Connection};
 
 const USAGE: &str = "chat: a browser chat room over WebSocket (tokio)
 
-usage: chat [--addr HOST:PORT]
+usage: chat [--addr HOST:PORT] [--tls-cert PEM --tls-key PEM]
 
   --addr HOST:PORT   where to listen (default 127.0.0.1:8080); serves the page at / and
-                     the WebSocket endpoint at /ws";
+                     the WebSocket endpoint at /ws
+  --tls-cert PEM     certificate chain (leaf first): serve https:// and wss://; needs --tls-key
+  --tls-key PEM      the leaf's private key (PKCS#8, PKCS#1 or SEC1); needs --tls-cert";
 
 /// The largest request head read before routing (the core has the same default limit).
 const MAX_HEAD: usize = 16 << 10;
@@ -35,12 +42,17 @@ const MAX_HEAD: usize = 16 << 10;
 /// `guest-N: text`, so a guest cannot forge a notice.
 type Line = Arc<str>;
 
+/// How long a browser has to finish the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let args = args::Args::parse(USAGE, &["addr"], &[]);
+    let args = args::Args::parse(USAGE, &["addr", tls::OPTIONS[0], tls::OPTIONS[1]], &[]);
+    let tls = tls::server_config(&args).map(tokio_rustls::TlsAcceptor::from);
     let listener = TcpListener::bind(args.get("addr", "127.0.0.1:8080")).await?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     println!(
-        "chat: open http://{}/ in two browser tabs",
+        "chat: open {scheme}://{}/ in two browser tabs",
         listener.local_addr()?
     );
     let (room, _) = broadcast::channel::<Line>(256);
@@ -50,8 +62,21 @@ async fn main() -> std::io::Result<()> {
         stream.set_nodelay(true)?;
         let room = room.clone();
         let guests = Arc::clone(&guests);
+        let tls = tls.clone();
         tokio::spawn(async move {
-            if let Err(e) = route(stream, room, guests).await {
+            let result = match tls {
+                None => route(stream, room, guests).await,
+                // A failed TLS handshake (a browser that does not trust the certificate, say)
+                // ends this connection only.
+                Some(tls) => {
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+                        Ok(Ok(stream)) => route(stream, room, guests).await,
+                        Ok(Err(e)) => Err(format!("TLS handshake failed: {e}").into()),
+                        Err(_) => Err("TLS handshake timed out".into()),
+                    }
+                }
+            };
+            if let Err(e) = result {
                 eprintln!("chat: connection ended: {e}");
             }
         });
@@ -59,8 +84,8 @@ async fn main() -> std::io::Result<()> {
 }
 
 /// Reads the request head and serves the page, a 404, or the WebSocket endpoint.
-async fn route(
-    mut stream: TcpStream,
+async fn route<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    mut stream: S,
     room: broadcast::Sender<Line>,
     guests: Arc<AtomicU64>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -91,7 +116,7 @@ async fn route(
 
 /// Reads until the blank line that ends an HTTP head; returns every byte read (frames may
 /// follow the head), or `None` when the head is too large.
-async fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<Vec<u8>>> {
+async fn read_head(stream: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Option<Vec<u8>>> {
     let mut received = Vec::with_capacity(1024);
     let mut chunk = [0; 2048];
     loop {
@@ -112,7 +137,7 @@ async fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<Vec<u8>>> {
 
 /// A plain HTTP/1.1 response; the connection closes after it.
 async fn respond(
-    stream: &mut TcpStream,
+    stream: &mut (impl AsyncWrite + Unpin),
     status: &str,
     content_type: &str,
     body: &[u8],
@@ -129,8 +154,8 @@ async fn respond(
 }
 
 /// Upgrades the connection and runs one guest until it leaves.
-async fn join(
-    stream: TcpStream,
+async fn join<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    stream: S,
     received: &[u8],
     room: broadcast::Sender<Line>,
     guests: &AtomicU64,

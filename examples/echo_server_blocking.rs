@@ -1,41 +1,65 @@
 //! An echo server on blocking sockets, one thread per connection.
 //!
 //! `cargo run --release --example echo_server_blocking -- --addr 127.0.0.1:9002`
+//!
+//! With `--tls-cert cert.pem --tls-key key.pem` it serves wss:// over
+//! `rustls::StreamOwned<ServerConnection, TcpStream>`, a `Transport` like `TcpStream`.
 
 #[path = "common/args.rs"]
 mod args;
+#[path = "common/tls.rs"]
+mod tls;
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use wsproto::Config;
-use wsproto::drivers::blocking::WebSocket;
+use wsproto::drivers::blocking::{Transport, WebSocket};
 
 const USAGE: &str =
     "echo_server_blocking: a WebSocket echo server (std::net, a thread per connection)
 
 usage: echo_server_blocking [--addr HOST:PORT] [--max-message-size BYTES] [--deflate]
+                            [--tls-cert PEM --tls-key PEM]
 
   --addr HOST:PORT           where to listen (default 127.0.0.1:9002)
   --max-message-size BYTES   largest message accepted (default 16777216)
-  --deflate                  accept permessage-deflate (RFC 7692) offers";
+  --deflate                  accept permessage-deflate (RFC 7692) offers
+  --tls-cert PEM             certificate chain (leaf first): serve wss://; needs --tls-key
+  --tls-key PEM              the leaf's private key (PKCS#8, PKCS#1 or SEC1); needs --tls-cert";
 
 fn main() -> std::io::Result<()> {
-    let args = args::Args::parse(USAGE, &["addr", "max-message-size"], &["deflate"]);
+    let args = args::Args::parse(
+        USAGE,
+        &["addr", "max-message-size", tls::OPTIONS[0], tls::OPTIONS[1]],
+        &["deflate"],
+    );
+    let tls = tls::server_config(&args);
     let mut config = Config::default();
     config.max_message_size = args.number("max-message-size", 16 << 20);
     if args.flag("deflate") {
         config.deflate = Some(wsproto::DeflateConfig::default());
     }
     let listener = TcpListener::bind(args.get("addr", "127.0.0.1:9002"))?;
+    let scheme = if tls.is_some() { "wss" } else { "ws" };
     println!(
-        "echo_server_blocking listening on ws://{}",
+        "echo_server_blocking listening on {scheme}://{}",
         listener.local_addr()?
     );
     for stream in listener.incoming() {
         let stream = stream?;
         stream.set_nodelay(true)?;
         let config = config.clone();
+        let tls = tls.clone();
         std::thread::spawn(move || {
-            if let Err(e) = echo(stream, config) {
+            // The TLS handshake runs inside the WebSocket handshake's first read, under its
+            // timeout; a failure ends this connection only.
+            let result = match tls {
+                None => echo(stream, config),
+                Some(tls) => match rustls::ServerConnection::new(tls) {
+                    Ok(conn) => echo(rustls::StreamOwned::new(conn, stream), config),
+                    Err(e) => Err(std::io::Error::other(e).into()),
+                },
+            };
+            if let Err(e) = result {
                 eprintln!("connection ended: {e}");
             }
         });
@@ -43,10 +67,11 @@ fn main() -> std::io::Result<()> {
     Ok(())
 }
 
-fn echo(stream: TcpStream, config: Config) -> Result<(), wsproto::drivers::Error> {
+fn echo<S: Transport>(stream: S, config: Config) -> Result<(), wsproto::drivers::Error> {
     let mut ws = WebSocket::accept(stream, config)?;
     // The reply's header is queued and its payload written from the receive buffer itself,
-    // with one vectored write (short payloads are copied behind the header instead).
+    // with one vectored write on a TcpStream (short payloads, and every payload on a TLS
+    // stream, are copied behind the header instead).
     while let Some(()) = ws.recv_with_sender(|event, sender| match event {
         wsproto::Event::Text(text) => sender.send_text_borrowed(text),
         wsproto::Event::Binary(data) => sender.send_binary_borrowed(data),

@@ -5,7 +5,12 @@
 //! - our client (the blocking driver, the case runner below) against the Python and Node
 //!   echo servers, with the same case list;
 //! - the `chat` example in two headless Chromium pages (`chat_browser.js`), screenshot saved
-//!   as `<target>/chat.png`.
+//!   as `<target>/chat.png`;
+//! - all of the above again over TLS (wss://, and https:// for the chat page): our servers
+//!   with `--tls-cert/--tls-key`, the peers' clients with `--ca-file`, the peers' servers with
+//!   their own TLS, and Chromium trusting the test leaf's public key. The certificates (a CA
+//!   and a leaf for localhost and 127.0.0.1) are generated once per run with rcgen into
+//!   `<target>/interop/certs/`.
 //!
 //! Set-up, once per test run: `.ci/install-deps` (idempotent; when it fails the tests are
 //! skipped with a message, or fail when `CI` is set), then `cargo build --release
@@ -14,14 +19,16 @@
 //! `cargo test --test interop` works on its own. Every child process is stopped when its
 //! handle drops and each test has an overall time limit. Timings go to stderr uncaptured.
 
-use std::io::{BufRead, BufReader, Write};
+use rustls::pki_types::{CertificateDer, ServerName};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
-use wsproto::drivers::blocking::WebSocket;
+use wsproto::drivers::blocking::{Transport, WebSocket};
 use wsproto::drivers::{Error, Message};
 use wsproto::{ClientRequest, CloseCode, Config, MessageKind};
 
@@ -280,11 +287,92 @@ fn assert_peer_passed(name: &str, status: ExitStatus, lines: &[String], want_pas
     );
 }
 
-/// The URL in a `listening on ws://...` line.
+/// The URL in a `listening on ws://...` (or `wss://`) line.
 fn url_in(line: &str) -> String {
-    let start = line.find("ws://").expect("a ws:// URL");
+    let start = line
+        .find("wss://")
+        .or_else(|| line.find("ws://"))
+        .expect("a ws:// or wss:// URL");
     let url = line[start..].split_whitespace().next().unwrap();
     format!("{}/", url.trim_end_matches('/'))
+}
+
+// ----- test certificates -----------------------------------------------------------------
+
+/// A CA and a leaf it signed for `localhost` and `127.0.0.1`, as PEM files.
+struct Certs {
+    /// The CA certificate: the one root the clients trust.
+    ca: PathBuf,
+    ca_der: CertificateDer<'static>,
+    /// The leaf certificate, then the leaf's private key (PKCS#8).
+    cert: PathBuf,
+    key: PathBuf,
+    /// base64 of the SHA-256 of the leaf's SubjectPublicKeyInfo, for Chromium.
+    spki_sha256: String,
+}
+
+static CERTS: OnceLock<Certs> = OnceLock::new();
+
+/// Generates the certificates once per run into `<target>/interop/certs/`.
+fn certs(setup: &Setup) -> &'static Certs {
+    CERTS.get_or_init(|| {
+        use rcgen::{
+            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+            KeyPair, KeyUsagePurpose, PublicKeyData,
+        };
+        let dir = setup.target.join("interop").join("certs");
+        std::fs::create_dir_all(&dir).unwrap();
+
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.distinguished_name
+            .push(DnType::CommonName, "wsproto interop test CA");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca, ca_key);
+
+        let leaf_key = KeyPair::generate().unwrap();
+        let mut leaf =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        leaf.distinguished_name
+            .push(DnType::CommonName, "localhost");
+        leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        // OpenSSL's strict chain checks (Python >= 3.13 turns them on) want it.
+        leaf.use_authority_key_identifier_extension = true;
+        let leaf_cert = leaf.signed_by(&leaf_key, &issuer).unwrap();
+
+        let certs = Certs {
+            ca: dir.join("ca.pem"),
+            ca_der: ca_cert.der().clone(),
+            cert: dir.join("cert.pem"),
+            key: dir.join("key.pem"),
+            spki_sha256: sha256_base64(&leaf_key.subject_public_key_info()),
+        };
+        std::fs::write(&certs.ca, ca_cert.pem()).unwrap();
+        std::fs::write(&certs.cert, leaf_cert.pem()).unwrap();
+        std::fs::write(&certs.key, leaf_key.serialize_pem()).unwrap();
+        certs
+    })
+}
+
+/// SHA-256 from the crypto provider rustls already carries (no hashing crate of our own).
+fn sha256_base64(data: &[u8]) -> String {
+    use base64::Engine;
+    let suite = rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256;
+    let digest = suite.tls13().unwrap().common.hash_provider.hash(data);
+    base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
+}
+
+/// The server flags of our examples and the peers' servers.
+fn tls_server_args(certs: &Certs) -> [&std::ffi::OsStr; 4] {
+    [
+        "--tls-cert".as_ref(),
+        certs.cert.as_os_str(),
+        "--tls-key".as_ref(),
+        certs.key.as_os_str(),
+    ]
 }
 
 // ----- our servers, their clients -------------------------------------------------------
@@ -292,23 +380,27 @@ fn url_in(line: &str) -> String {
 /// The peers' case list: 7 sizes of text and binary, 2 fragmented, ping-pong, close.
 const CASES: usize = 18;
 
-fn our_server_their_client(server: &'static str, client: &'static str, deflate: bool) {
+fn our_server_their_client(server: &'static str, client: &'static str, deflate: bool, tls: bool) {
     let Some(setup) = setup() else { return };
     let name = format!(
-        "{server} <- {client}{}",
-        if deflate { " (deflate)" } else { "" }
+        "{server} <- {client}{}{}",
+        if deflate { " (deflate)" } else { "" },
+        if tls { " (wss)" } else { "" }
     );
     let flag: &[&str] = if deflate { &["--deflate"] } else { &[] };
+    let certs = tls.then(|| certs(&setup));
     with_limit(&name.clone(), Duration::from_secs(240), move |pids| {
-        let mut ours = Proc::spawn(
-            pids,
-            &setup,
-            server,
-            Command::new(setup.examples.join(server))
-                .args(["--addr", "127.0.0.1:0"])
-                .args(flag),
-        );
+        let mut command = Command::new(setup.examples.join(server));
+        command.args(["--addr", "127.0.0.1:0"]).args(flag);
+        if let Some(certs) = certs {
+            command.args(tls_server_args(certs));
+        }
+        let mut ours = Proc::spawn(pids, &setup, server, &mut command);
         let url = url_in(&ours.wait_line("listening on", Duration::from_secs(10)));
+        if tls {
+            assert!(url.starts_with("wss://"), "{url}");
+            plain_http_to_tls_server(&url);
+        }
         let started = Instant::now();
         let mut command = match client {
             "py_client.py" => Command::new(&setup.python),
@@ -319,6 +411,9 @@ fn our_server_their_client(server: &'static str, client: &'static str, deflate: 
             .args(["--url", &url, "--timeout", "180"])
             // With --deflate the peer fails unless permessage-deflate was negotiated.
             .args(flag);
+        if let Some(certs) = certs {
+            command.arg("--ca-file").arg(&certs.ca);
+        }
         let (status, lines) =
             Proc::spawn(pids, &setup, client, &mut command).finish(Duration::from_secs(200));
         report!("{name}: client ran in {} ms", started.elapsed().as_millis());
@@ -326,34 +421,102 @@ fn our_server_their_client(server: &'static str, client: &'static str, deflate: 
     });
 }
 
+/// A client that speaks plain HTTP to a TLS port fails its TLS handshake: the server must
+/// end that connection and keep serving (the peer's client runs next).
+fn plain_http_to_tls_server(url: &str) {
+    let addr = url.trim_start_matches("wss://").trim_end_matches('/');
+    let mut tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    tcp.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    // rustls answers a non-TLS record with an alert (or just closes); then comes the end.
+    let mut answer = Vec::new();
+    let ended = tcp.read_to_end(&mut answer);
+    assert!(
+        ended.is_ok()
+            || ended
+                .as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "the server did not end the connection: {ended:?}"
+    );
+    assert!(
+        answer.is_empty() || answer[0] == 0x15,
+        "expected a TLS alert record or nothing, got {answer:?}"
+    );
+}
+
 #[test]
 fn echo_server_with_python_websockets_client() {
-    our_server_their_client("echo_server", "py_client.py", false);
+    our_server_their_client("echo_server", "py_client.py", false, false);
 }
 
 #[test]
 fn echo_server_with_node_ws_client() {
-    our_server_their_client("echo_server", "node_client.js", false);
+    our_server_their_client("echo_server", "node_client.js", false, false);
 }
 
 #[test]
 fn echo_server_blocking_with_python_websockets_client() {
-    our_server_their_client("echo_server_blocking", "py_client.py", false);
+    our_server_their_client("echo_server_blocking", "py_client.py", false, false);
 }
 
 #[test]
 fn echo_server_blocking_with_node_ws_client() {
-    our_server_their_client("echo_server_blocking", "node_client.js", false);
+    our_server_their_client("echo_server_blocking", "node_client.js", false, false);
 }
 
 #[test]
 fn echo_server_deflate_with_python_websockets_client() {
-    our_server_their_client("echo_server", "py_client.py", true);
+    our_server_their_client("echo_server", "py_client.py", true, false);
 }
 
 #[test]
 fn echo_server_deflate_with_node_ws_client() {
-    our_server_their_client("echo_server", "node_client.js", true);
+    our_server_their_client("echo_server", "node_client.js", true, false);
+}
+
+#[test]
+fn echo_server_wss_with_python_websockets_client() {
+    our_server_their_client("echo_server", "py_client.py", false, true);
+}
+
+#[test]
+fn echo_server_wss_with_node_ws_client() {
+    our_server_their_client("echo_server", "node_client.js", false, true);
+}
+
+#[test]
+fn echo_server_blocking_wss_with_python_websockets_client() {
+    our_server_their_client("echo_server_blocking", "py_client.py", false, true);
+}
+
+#[test]
+fn echo_server_blocking_wss_with_node_ws_client() {
+    our_server_their_client("echo_server_blocking", "node_client.js", false, true);
+}
+
+/// One TLS flag without the other is a usage error, before anything listens.
+#[test]
+fn examples_want_both_tls_flags() {
+    let Some(setup) = setup() else { return };
+    let certs = certs(&setup);
+    for example in ["echo_server", "echo_server_blocking", "chat"] {
+        for (flag, path) in [("--tls-cert", &certs.cert), ("--tls-key", &certs.key)] {
+            let out = Command::new(setup.examples.join(example))
+                .args(["--addr", "127.0.0.1:0", flag])
+                .arg(path)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(2), "{example} {flag}");
+            assert_eq!(
+                String::from_utf8_lossy(&out.stderr),
+                "--tls-cert and --tls-key go together: give both or neither\n",
+                "{example} {flag}"
+            );
+            assert!(out.stdout.is_empty(), "{example} {flag}");
+        }
+    }
 }
 
 // ----- our client, their servers --------------------------------------------------------
@@ -407,7 +570,7 @@ fn frag_text_pieces() -> Vec<&'static [u8]> {
 type CaseResult = Result<String, String>;
 
 /// Reads the next data message; Pings and Pongs are skipped.
-fn next_message(ws: &mut WebSocket<std::net::TcpStream>) -> Result<Message, String> {
+fn next_message<S: Transport>(ws: &mut WebSocket<S>) -> Result<Message, String> {
     loop {
         match ws.recv().map_err(|e| e.to_string())? {
             Some(Message::Ping(_) | Message::Pong(_)) => {}
@@ -417,7 +580,7 @@ fn next_message(ws: &mut WebSocket<std::net::TcpStream>) -> Result<Message, Stri
     }
 }
 
-fn expect_echo(ws: &mut WebSocket<std::net::TcpStream>, want: &Message) -> CaseResult {
+fn expect_echo<S: Transport>(ws: &mut WebSocket<S>, want: &Message) -> CaseResult {
     let got = next_message(ws)?;
     let len = |m: &Message| match m {
         Message::Text(t) => t.len(),
@@ -450,18 +613,48 @@ fn kind_of(message: &Message) -> &'static str {
     }
 }
 
-/// Runs the case list on one connection; returns one line per case.
-fn run_cases(url: &str, deflate: bool) -> Vec<(String, CaseResult)> {
+/// Our client over wss://, trusting only `ca`, the server name checked being "localhost".
+///
+/// The TLS stream is built here with rustls directly, for now; once the crate's client TLS is
+/// merged this becomes its `connect_using` with a `Connector` holding the same root store.
+fn connect_wss(
+    url: &str,
+    config: Config,
+    ca: &CertificateDer<'static>,
+) -> Result<WebSocket<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>, Error> {
+    let request = ClientRequest::new(url)?;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.clone()).map_err(std::io::Error::other)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(std::io::Error::other)?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = ServerName::try_from("localhost").map_err(std::io::Error::other)?;
+    let conn = rustls::ClientConnection::new(Arc::new(tls), name).map_err(std::io::Error::other)?;
+    let tcp = TcpStream::connect((request.host(), request.port()))?;
+    tcp.set_nodelay(true)?;
+    WebSocket::client_on(rustls::StreamOwned::new(conn, tcp), request, config)
+}
+
+/// The client configuration of the case list.
+fn case_config(deflate: bool) -> Config {
     let mut config = Config::default();
     config.max_message_size = (16 << 20) + (64 << 10);
     config.keepalive_interval = None;
     if deflate {
         config.deflate = Some(wsproto::DeflateConfig::default());
     }
-    let mut ws = match ClientRequest::new(url)
-        .map_err(Error::from)
-        .and_then(|request| WebSocket::connect_with(request, config))
-    {
+    config
+}
+
+/// Runs the case list on one connection; returns one line per case.
+fn run_cases<S: Transport>(
+    connected: Result<WebSocket<S>, Error>,
+    deflate: bool,
+) -> Vec<(String, CaseResult)> {
+    let mut ws = match connected {
         Ok(ws) => ws,
         Err(e) => return vec![("connect".into(), Err(e.to_string()))],
     };
@@ -564,12 +757,14 @@ fn run_cases(url: &str, deflate: bool) -> Vec<(String, CaseResult)> {
     results
 }
 
-fn our_client_their_server(server: &'static str, deflate: bool) {
+fn our_client_their_server(server: &'static str, deflate: bool, tls: bool) {
     let Some(setup) = setup() else { return };
     let name = format!(
-        "our client -> {server}{}",
-        if deflate { " (deflate)" } else { "" }
+        "our client -> {server}{}{}",
+        if deflate { " (deflate)" } else { "" },
+        if tls { " (wss)" } else { "" }
     );
+    let certs = tls.then(|| certs(&setup));
     with_limit(&name.clone(), Duration::from_secs(240), move |pids| {
         let mut command = match server {
             "py_echo_server.py" => Command::new(&setup.python),
@@ -586,10 +781,25 @@ fn our_client_their_server(server: &'static str, deflate: bool) {
         if deflate {
             command.arg("--deflate");
         }
+        if let Some(certs) = certs {
+            command.args(tls_server_args(certs));
+        }
         let mut theirs = Proc::spawn(pids, &setup, server, &mut command);
         let url = url_in(&theirs.wait_line("listening on", Duration::from_secs(30)));
         let started = Instant::now();
-        let results = run_cases(&url, deflate);
+        let config = case_config(deflate);
+        let results = match certs {
+            Some(certs) => {
+                assert!(url.starts_with("wss://"), "{url}");
+                run_cases(connect_wss(&url, config, &certs.ca_der), deflate)
+            }
+            None => run_cases(
+                ClientRequest::new(&url)
+                    .map_err(Error::from)
+                    .and_then(|request| WebSocket::connect_with(request, config)),
+                deflate,
+            ),
+        };
         report!("{name}: cases ran in {} ms", started.elapsed().as_millis());
         let mut failed = Vec::new();
         for (case, result) in &results {
@@ -611,63 +821,92 @@ fn our_client_their_server(server: &'static str, deflate: bool) {
 
 #[test]
 fn client_with_python_websockets_server() {
-    our_client_their_server("py_echo_server.py", false);
+    our_client_their_server("py_echo_server.py", false, false);
 }
 
 #[test]
 fn client_deflate_with_python_websockets_server() {
-    our_client_their_server("py_echo_server.py", true);
+    our_client_their_server("py_echo_server.py", true, false);
 }
 
 #[test]
 fn client_with_node_ws_server() {
-    our_client_their_server("node_echo_server.js", false);
+    our_client_their_server("node_echo_server.js", false, false);
+}
+
+#[test]
+fn client_wss_with_python_websockets_server() {
+    our_client_their_server("py_echo_server.py", false, true);
+}
+
+#[test]
+fn client_wss_with_node_ws_server() {
+    our_client_their_server("node_echo_server.js", false, true);
 }
 
 // ----- the chat page in Chromium ----------------------------------------------------------
 
 #[test]
 fn chat_in_headless_chromium() {
+    chat_in_chromium(false);
+}
+
+/// The page over https:// and its WebSocket over wss://, Chromium trusting the test leaf.
+#[test]
+fn chat_https_wss_in_headless_chromium() {
+    chat_in_chromium(true);
+}
+
+fn chat_in_chromium(tls: bool) {
     let Some(setup) = setup() else { return };
-    with_limit("chat in chromium", Duration::from_secs(150), move |pids| {
-        let mut chat = Proc::spawn(
-            pids,
-            &setup,
-            "chat",
-            Command::new(setup.examples.join("chat")).args(["--addr", "127.0.0.1:0"]),
-        );
-        let line = chat.wait_line("chat: open http://", Duration::from_secs(10));
-        let url = line
+    let name = if tls {
+        "chat in chromium (https, wss)"
+    } else {
+        "chat in chromium"
+    };
+    let certs = tls.then(|| certs(&setup));
+    with_limit(name, Duration::from_secs(150), move |pids| {
+        let with_tls = |command: &mut Command| {
+            if let Some(certs) = certs {
+                command.args(tls_server_args(certs));
+            }
+        };
+        let mut command = Command::new(setup.examples.join("chat"));
+        command.args(["--addr", "127.0.0.1:0"]);
+        with_tls(&mut command);
+        let mut chat = Proc::spawn(pids, &setup, "chat", &mut command);
+        let scheme = if tls { "https://" } else { "http://" };
+        let line = chat.wait_line(&format!("chat: open {scheme}"), Duration::from_secs(10));
+        let mut url = line
             .split_whitespace()
-            .find(|word| word.starts_with("http://"))
+            .find(|word| word.starts_with(scheme))
             .unwrap()
             .to_string();
         // Chromium also negotiates permessage-deflate with the echo server and exchanges
         // 1 MiB messages with it.
-        let mut echo = Proc::spawn(
-            pids,
-            &setup,
-            "echo_server",
-            Command::new(setup.examples.join("echo_server")).args([
-                "--addr",
-                "127.0.0.1:0",
-                "--deflate",
-            ]),
-        );
-        let echo_url = url_in(&echo.wait_line("listening on", Duration::from_secs(10)));
-        let screenshot = setup.target.join("chat.png");
-        let (status, lines) = Proc::spawn(
-            pids,
-            &setup,
-            "chat_browser.js",
-            Command::new("node")
-                .arg("tests/interop/chat_browser.js")
-                .args(["--url", &url, "--echo-url", &echo_url, "--timeout", "120"])
-                .arg("--screenshot")
-                .arg(&screenshot),
-        )
-        .finish(Duration::from_secs(135));
+        let mut command = Command::new(setup.examples.join("echo_server"));
+        command.args(["--addr", "127.0.0.1:0", "--deflate"]);
+        with_tls(&mut command);
+        let mut echo = Proc::spawn(pids, &setup, "echo_server", &mut command);
+        let mut echo_url = url_in(&echo.wait_line("listening on", Duration::from_secs(10)));
+        let mut browser = Command::new("node");
+        browser.arg("tests/interop/chat_browser.js");
+        if let Some(certs) = certs {
+            // The name the leaf was issued for; the page then opens wss://localhost:PORT/ws.
+            url = url.replace("127.0.0.1", "localhost");
+            echo_url = echo_url.replace("127.0.0.1", "localhost");
+            browser.args(["--trust-spki", &certs.spki_sha256]);
+        }
+        let screenshot = setup
+            .target
+            .join(if tls { "chat-wss.png" } else { "chat.png" });
+        browser
+            .args(["--url", &url, "--echo-url", &echo_url, "--timeout", "120"])
+            .arg("--screenshot")
+            .arg(&screenshot);
+        let (status, lines) = Proc::spawn(pids, &setup, "chat_browser.js", &mut browser)
+            .finish(Duration::from_secs(135));
         assert_peer_passed("chat_browser.js", status, &lines, 8);
-        report!("chat in chromium: screenshot at {}", screenshot.display());
+        report!("{name}: screenshot at {}", screenshot.display());
     });
 }

@@ -14,6 +14,7 @@ const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable
 
 const HELP = `Usage: node chat_browser.js --url http://127.0.0.1:P/ [--screenshot PATH] [--timeout SEC]
                           [--step-timeout SEC] [--chromium PATH] [--echo-url ws://HOST:P/]
+                          [--trust-spki BASE64]
 
 Opens the chat page at URL in two headless Chromium pages (A and B, separate browser contexts),
 waits until both show '#status' with text 'connected', types a unique message into '#message' in
@@ -29,6 +30,9 @@ Options:
   --chromium PATH      browser executable (default /usr/bin/chromium, from .ci/install-deps)
   --echo-url URL       also check, from page B, that Chromium negotiates permessage-deflate with
                        the echo server at URL and gets 1 MiB text and binary messages back intact
+  --trust-spki BASE64  for https:// and wss:// with a test certificate: Chromium accepts a server
+                       certificate whose public key (SubjectPublicKeyInfo) has this base64 SHA-256
+                       (--ignore-certificate-errors-spki-list); other certificate errors still fail
 
 One line per step (PASS/FAIL), '#' lines are information (page console errors, diagnostics),
 final line 'interop: N passed, M failed'.  Exit status 0 only when nothing failed.`;
@@ -39,7 +43,7 @@ function usageError(msg) {
 }
 
 function parseArgs(argv) {
-  const args = { url: null, screenshot: DEFAULT_SCREENSHOT, timeout: 120, stepTimeout: 30, chromium: '/usr/bin/chromium', echoUrl: null };
+  const args = { url: null, screenshot: DEFAULT_SCREENSHOT, timeout: 120, stepTimeout: 30, chromium: '/usr/bin/chromium', echoUrl: null, trustSpki: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -58,6 +62,7 @@ function parseArgs(argv) {
     else if (a === '--step-timeout') args.stepTimeout = number();
     else if (a === '--chromium') args.chromium = value();
     else if (a === '--echo-url') args.echoUrl = value();
+    else if (a === '--trust-spki') args.trustSpki = value();
     else usageError(`unknown argument ${a}`);
   }
   if (!args.url) usageError('--url is required');
@@ -197,7 +202,8 @@ async function main() {
   try {
     await step(report, 'launch-browser', async () => {
       if (!fs.existsSync(args.chromium)) throw new Error(`${args.chromium} not found (run .ci/install-deps)`);
-      browser = await chromium.launch({ executablePath: args.chromium, args: CHROMIUM_ARGS, headless: true, timeout: stepMs });
+      const extra = args.trustSpki ? [`--ignore-certificate-errors-spki-list=${args.trustSpki}`] : [];
+      browser = await chromium.launch({ executablePath: args.chromium, args: [...CHROMIUM_ARGS, ...extra], headless: true, timeout: stepMs });
       return `${args.chromium} ${browser.version()}`;
     });
     await step(report, 'page-a-connected', () => openPage('A'));

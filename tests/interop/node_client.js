@@ -3,7 +3,9 @@
 // payloads as py_client.py.  Written for this repository; see README.md.
 'use strict';
 
-const HELP = `Usage: node node_client.js --url URL [--deflate] [--timeout SEC] [--case-timeout SEC]
+const fs = require('fs');
+
+const HELP = `Usage: node node_client.js --url URL [--ca-file PEM] [--deflate] [--timeout SEC] [--case-timeout SEC]
 
 Run the wsproto interop case list against a WebSocket echo server (Node ws), on one connection:
   text-N / binary-N   N = 0, 125, 126, 65535, 65536, 1MiB, 16MiB; echoed with same type and content
@@ -15,7 +17,8 @@ Run the wsproto interop case list against a WebSocket echo server (Node ws), on 
   close-1000          close 1000 "bye"; the server's close frame must carry 1000 (reason reported)
 
 Options:
-  --url URL            echo server URL, e.g. ws://127.0.0.1:9001/ (required)
+  --url URL            echo server URL, e.g. ws://127.0.0.1:9001/ or wss://... (required)
+  --ca-file PEM        for wss:// URLs: trust only the CA certificates in this file (default: Node's)
   --deflate            offer permessage-deflate (off by default); fails if the server does not accept it
   --timeout SEC        overall time limit (default 120)
   --case-timeout SEC   per-case time limit (default 30)
@@ -37,7 +40,7 @@ const CLOSE_CODE = 1000;
 const CLOSE_REASON = 'bye';
 
 function parseArgs(argv) {
-  const args = { url: null, deflate: false, timeout: 120, caseTimeout: 30 };
+  const args = { url: null, caFile: null, deflate: false, timeout: 120, caseTimeout: 30 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -51,6 +54,7 @@ function parseArgs(argv) {
     };
     if (a === '-h' || a === '--help') { console.log(HELP); process.exit(0); }
     else if (a === '--url') args.url = value();
+    else if (a === '--ca-file') args.caFile = value();
     else if (a === '--deflate') args.deflate = true;
     else if (a === '--timeout') args.timeout = number();
     else if (a === '--case-timeout') args.caseTimeout = number();
@@ -250,6 +254,8 @@ function connect(WebSocket, args) {
       perMessageDeflate: args.deflate ? {} : false,
       maxPayload: MAX_SIZE,
       handshakeTimeout: args.caseTimeout * 1000,
+      // Certificate and hostname checks stay on; only the trusted roots change.
+      ...(args.caFile ? { ca: fs.readFileSync(args.caFile) } : {}),
     });
     const messages = new Inbox();
     const pongs = new Inbox();
@@ -295,7 +301,9 @@ async function main() {
     return;
   }
   const exts = conn.ws.extensions || '';
-  console.log(`# connected to ${args.url} in ${Date.now() - t0} ms, extensions: ${exts || 'none'}`);
+  const sock = conn.ws._socket;
+  const tls = sock && sock.encrypted ? `, ${sock.getProtocol()} ${sock.getCipher().name}` : '';
+  console.log(`# connected to ${args.url} in ${Date.now() - t0} ms, extensions: ${exts || 'none'}${tls}`);
   if (args.deflate && !exts.includes('permessage-deflate')) {
     report.failed++;
     console.log('FAIL deflate: permessage-deflate was offered but not negotiated');

@@ -3,7 +3,11 @@
 // see README.md.
 'use strict';
 
-const HELP = `Usage: node node_echo_server.js --port P [--deflate] [--timeout SEC] [--max-connections N]
+const fs = require('fs');
+const https = require('https');
+
+const HELP = `Usage: node node_echo_server.js --port P [--deflate] [--tls-cert PEM --tls-key PEM]
+                               [--timeout SEC] [--max-connections N]
 
 WebSocket echo server (Node ws) on 127.0.0.1 for wsproto interop tests.  Every text message is
 echoed back as text and every binary message as binary, unchanged (fragmented messages are echoed
@@ -15,6 +19,8 @@ opening handshakes) and, on exit, 'interop: N passed, M failed'.
 Options:
   --port P              TCP port on 127.0.0.1 (0 = pick a free one; required)
   --deflate             enable permessage-deflate (off by default)
+  --tls-cert PEM        serve wss:// (an https server) with this certificate chain; needs --tls-key
+  --tls-key PEM         the certificate's private key; needs --tls-cert
   --timeout SEC         overall run time limit (default 120); connections still open then fail
   --max-connections N   exit after N connections have finished (default 0: until signalled/timeout)
 
@@ -30,7 +36,7 @@ function usageError(msg) {
 }
 
 function parseArgs(argv) {
-  const args = { port: null, deflate: false, timeout: 120, maxConnections: 0 };
+  const args = { port: null, deflate: false, tlsCert: null, tlsKey: null, timeout: 120, maxConnections: 0 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -45,11 +51,14 @@ function parseArgs(argv) {
     if (a === '-h' || a === '--help') { console.log(HELP); process.exit(0); }
     else if (a === '--port') args.port = number(0);
     else if (a === '--deflate') args.deflate = true;
+    else if (a === '--tls-cert') args.tlsCert = value();
+    else if (a === '--tls-key') args.tlsKey = value();
     else if (a === '--timeout') args.timeout = number(0.001);
     else if (a === '--max-connections') args.maxConnections = number(0);
     else usageError(`unknown argument ${a}`);
   }
   if (args.port === null || !Number.isInteger(args.port) || args.port > 65535) usageError('--port P is required');
+  if ((args.tlsCert === null) !== (args.tlsKey === null)) usageError('--tls-cert and --tls-key go together');
   return args;
 }
 
@@ -72,9 +81,15 @@ function main() {
   const stats = { passed: 0, failed: 0, finished: 0, open: new Set(), nextId: 1, stopping: null };
   const out = (line) => console.log(line);
 
+  // With TLS, ws runs on an https server of ours (upgrades arrive through it); without, ws
+  // listens itself.
+  const tlsServer = args.tlsCert === null ? null : https.createServer({
+    cert: fs.readFileSync(args.tlsCert),
+    key: fs.readFileSync(args.tlsKey),
+    ALPNProtocols: ['http/1.1'],
+  }, (req, res) => { res.writeHead(426, { 'Content-Type': 'text/plain' }); res.end('WebSocket only\n'); });
   const wss = new WebSocketServer({
-    host: '127.0.0.1',
-    port: args.port,
+    ...(tlsServer ? { server: tlsServer } : { host: '127.0.0.1', port: args.port }),
     perMessageDeflate: args.deflate,
     maxPayload: MAX_SIZE,
     clientTracking: true,
@@ -134,7 +149,7 @@ function main() {
 
   wss.on('listening', () => {
     console.error(`permessage-deflate: ${args.deflate ? 'on' : 'off'}`);
-    out(`listening on ws://127.0.0.1:${wss.address().port}`);
+    out(`listening on ${tlsServer ? 'wss' : 'ws'}://127.0.0.1:${wss.address().port}`);
   });
 
   let finished = false;
@@ -152,6 +167,7 @@ function main() {
     clearTimeout(overall);
     const hadOpen = stats.open.size;
     wss.close();
+    if (tlsServer) tlsServer.close();
     for (const ws of stats.open) ws.close(1001, 'server shutdown');
     if (why === 'timeout' && args.maxConnections && stats.finished < args.maxConnections) {
       out(`FAIL only ${stats.finished} of ${args.maxConnections} expected connections finished`);
@@ -166,6 +182,14 @@ function main() {
     }, 10000).unref();
   }
 
+  if (tlsServer) {
+    // TLS failures before any HTTP (an untrusted certificate, say) are this server's to count.
+    tlsServer.on('tlsClientError', (err, socket) => {
+      stats.failed++;
+      out(`FAIL TLS handshake from ${socket.remoteAddress}:${socket.remotePort}: ${err.message}`);
+    });
+    tlsServer.listen(args.port, '127.0.0.1');
+  }
   const overall = setTimeout(() => stop('timeout'), args.timeout * 1000);
   process.on('SIGTERM', () => stop('signal'));
   process.on('SIGINT', () => stop('signal'));

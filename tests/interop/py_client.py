@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import os
 import signal
+import ssl
 import sys
 import time
 
@@ -41,7 +42,9 @@ def parse_args():
         description="Run the wsproto interop case list against a WebSocket echo server (Python websockets).",
         epilog="Final line: 'interop: N passed, M failed'; exit status 0 only if M is 0.",
     )
-    p.add_argument("--url", required=True, help="echo server URL, e.g. ws://127.0.0.1:9001/")
+    p.add_argument("--url", required=True, help="echo server URL, e.g. ws://127.0.0.1:9001/ or wss://...")
+    p.add_argument("--ca-file", metavar="PEM",
+                   help="for wss:// URLs: trust only the CA certificates in this file (default: the system's)")
     p.add_argument("--deflate", action="store_true",
                    help="offer permessage-deflate (off by default); fails if the server does not accept it")
     p.add_argument("--timeout", type=float, default=120.0, help="overall time limit in seconds (default 120)")
@@ -233,10 +236,15 @@ class Report:
 async def run(args, report, cases):
     from websockets.asyncio.client import connect
 
+    tls = None
+    if args.url.startswith("wss://"):
+        # Certificate and hostname checks stay on; only the trusted roots change.
+        tls = ssl.create_default_context(cafile=args.ca_file)
     t0 = time.monotonic()
     try:
         ws = await connect(
             args.url,
+            ssl=tls,
             compression="deflate" if args.deflate else None,
             max_size=MAX_SIZE,
             ping_interval=None,
@@ -248,8 +256,12 @@ async def run(args, report, cases):
         report.fail_pending("connect to %s failed: %s: %s" % (args.url, type(e).__name__, e))
         return
     exts = [e.name for e in ws.protocol.extensions]
-    print("# connected to %s in %.0f ms, extensions: %s" % (
-        args.url, (time.monotonic() - t0) * 1000, ",".join(exts) or "none"), flush=True)
+    tls_info = ""
+    ssl_object = ws.transport.get_extra_info("ssl_object")
+    if ssl_object is not None:
+        tls_info = ", %s %s" % (ssl_object.version(), ssl_object.cipher()[0])
+    print("# connected to %s in %.0f ms, extensions: %s%s" % (
+        args.url, (time.monotonic() - t0) * 1000, ",".join(exts) or "none", tls_info), flush=True)
     if args.deflate and "permessage-deflate" not in exts:
         report.failed += 1
         print("FAIL deflate: permessage-deflate was offered but not negotiated", flush=True)

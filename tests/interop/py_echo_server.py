@@ -18,6 +18,7 @@ import asyncio
 import logging
 import os
 import signal
+import ssl
 import sys
 import time
 
@@ -32,10 +33,15 @@ def parse_args():
     )
     p.add_argument("--port", type=int, required=True, help="TCP port on 127.0.0.1 (0 = pick a free one)")
     p.add_argument("--deflate", action="store_true", help="enable permessage-deflate (off by default)")
+    p.add_argument("--tls-cert", metavar="PEM", help="serve wss:// with this certificate chain (needs --tls-key)")
+    p.add_argument("--tls-key", metavar="PEM", help="the certificate's private key (needs --tls-cert)")
     p.add_argument("--timeout", type=float, default=120.0, help="overall run time limit in seconds (default 120)")
     p.add_argument("--max-connections", type=int, default=0, metavar="N",
                    help="exit after N connections have finished (default 0: run until signalled or timeout)")
-    return p.parse_args()
+    args = p.parse_args()
+    if (args.tls_cert is None) != (args.tls_key is None):
+        p.error("--tls-cert and --tls-key go together")
+    return args
 
 
 def ensure_websockets():
@@ -166,6 +172,12 @@ async def run(args):
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
+    tls = None
+    if args.tls_cert:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(args.tls_cert, args.tls_key)
+        tls.set_alpn_protocols(["http/1.1"])
+
     timed_out = False
     async with serve(
         handler,
@@ -177,10 +189,11 @@ async def run(args):
         close_timeout=10,
         logger=logger,
         process_response=process_response,
+        ssl=tls,
     ) as server:
         port = server.sockets[0].getsockname()[1]
         print("permessage-deflate: %s" % ("on" if args.deflate else "off"), file=sys.stderr, flush=True)
-        out("listening on ws://127.0.0.1:%d" % port)
+        out("listening on %s://127.0.0.1:%d" % ("wss" if tls else "ws", port))
         try:
             await asyncio.wait_for(stop.wait(), args.timeout)
             stats.stopping = "signal" if stats.open else None

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """WebSocket interop client (Python `websockets`, asyncio) for wsproto tests.
 
-Connects to an echo server at --url and runs the interop case list on one connection
+Connects to an echo server at --url (ws:// or wss://; --ca-file sets the trusted roots) and
+runs the interop case list on one connection
 (the same list, names and payloads as node_client.js):
 
   text-N / binary-N   N = 0, 125, 126, 65535, 65536, 1MiB, 16MiB; echoed with same type and content

@@ -3,7 +3,7 @@
 
 Listens on 127.0.0.1 only.  Every text message is echoed back as text and every binary
 message as binary, unchanged (fragmented messages are echoed as one message).  Prints
-`listening on ws://127.0.0.1:PORT` on stdout (flushed) once ready; with --port 0 the
+`listening on ws://127.0.0.1:PORT` (`wss://` with --tls-cert/--tls-key) on stdout (flushed) once ready; with --port 0 the
 kernel picks a free port and the line shows it.  Then one line per finished connection
 (PASS when the peer completed a normal closing handshake, 1000/1001/1005; FAIL otherwise,
 also for failed opening handshakes) and, on exit, `interop: N passed, M failed`.

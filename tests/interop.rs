@@ -21,7 +21,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
-use wsproto::drivers::blocking::WebSocket;
+use wsproto::drivers::blocking::{ClientStream, WebSocket};
 use wsproto::drivers::{Error, Message};
 use wsproto::{ClientRequest, CloseCode, Config, MessageKind};
 
@@ -407,7 +407,7 @@ fn frag_text_pieces() -> Vec<&'static [u8]> {
 type CaseResult = Result<String, String>;
 
 /// Reads the next data message; Pings and Pongs are skipped.
-fn next_message(ws: &mut WebSocket<std::net::TcpStream>) -> Result<Message, String> {
+fn next_message(ws: &mut WebSocket<ClientStream>) -> Result<Message, String> {
     loop {
         match ws.recv().map_err(|e| e.to_string())? {
             Some(Message::Ping(_) | Message::Pong(_)) => {}
@@ -417,7 +417,7 @@ fn next_message(ws: &mut WebSocket<std::net::TcpStream>) -> Result<Message, Stri
     }
 }
 
-fn expect_echo(ws: &mut WebSocket<std::net::TcpStream>, want: &Message) -> CaseResult {
+fn expect_echo(ws: &mut WebSocket<ClientStream>, want: &Message) -> CaseResult {
     let got = next_message(ws)?;
     let len = |m: &Message| match m {
         Message::Text(t) => t.len(),

@@ -31,8 +31,8 @@ pub struct Connector {
 }
 
 impl Connector {
-    /// A connector with the defaults: direct TCP, and for `wss://` the
-    /// [default TLS configuration](super::tls::default_client_config).
+    /// A connector with the defaults: direct TCP, and for `wss://` the default TLS
+    /// configuration (`tls::default_client_config`, with a TLS feature on).
     #[must_use]
     pub fn new() -> Self {
         Self::default()

@@ -82,7 +82,8 @@ pub enum Answer {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The stream failed. An IO error that carries a TLS failure becomes [`Error::Tls`].
+    /// The stream failed. An IO error that carries a TLS failure becomes `Error::Tls`
+    /// (with the `rustls` feature).
     #[error("io: {0}")]
     Io(std::io::Error),
     /// The connection failed: the peer broke the protocol, the handshake failed or the

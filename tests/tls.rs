@@ -512,3 +512,43 @@ async fn tokio_connect_verifies_by_default() {
     })
     .await;
 }
+
+// ----- a server that never answers the TLS handshake ----------------------------------------
+
+/// A TLS handshake is bounded by `Config::handshake_timeout`, like the WebSocket one: a server
+/// that accepts TCP and then says nothing costs the client that long, and no more.
+#[test]
+fn blocking_tls_handshake_times_out() {
+    within(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("wss://localhost:{}/", listener.local_addr().unwrap().port());
+        let config = Config::default().handshake_timeout(Some(Duration::from_millis(200)));
+        let connector = Connector::new().tls_config(Ca::new("unused").client_config());
+        let error = WebSocket::connect_using(request(&url), config, &connector).unwrap_err();
+        match error {
+            Error::Io(e) => assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}"),
+            other => panic!("expected a timeout, got {other:?}"),
+        }
+        drop(listener);
+    });
+}
+
+/// As `blocking_tls_handshake_times_out`.
+#[tokio::test]
+async fn tokio_tls_handshake_times_out() {
+    bounded(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("wss://localhost:{}/", listener.local_addr().unwrap().port());
+        let config = Config::default().handshake_timeout(Some(Duration::from_millis(200)));
+        let connector = Connector::new().tls_config(Ca::new("unused").client_config());
+        let error = WebSocketStream::connect_using(request(&url), config, &connector)
+            .await
+            .unwrap_err();
+        match error {
+            Error::Io(e) => assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}"),
+            other => panic!("expected a timeout, got {other:?}"),
+        }
+        drop(listener);
+    })
+    .await;
+}

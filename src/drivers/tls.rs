@@ -165,6 +165,14 @@ mod tests {
     }
 
     #[test]
+    fn no_roots_names_the_features_to_enable() {
+        let message = Error::NoTlsRoots.to_string();
+        assert!(message.contains("`webpki-roots`"), "{message}");
+        assert!(message.contains("`native-roots`"), "{message}");
+        assert!(message.contains("Connector::tls_config"), "{message}");
+    }
+
+    #[test]
     fn pem_without_certificates_is_refused() {
         assert!(matches!(
             client_config_with_pem_roots(b"not a pem"),

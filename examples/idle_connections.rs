@@ -7,11 +7,10 @@
 #[path = "common/args.rs"]
 mod args;
 
-use std::net::TcpStream;
 use std::process::ExitCode;
 use std::thread::sleep;
 use std::time::Duration;
-use wsproto::drivers::blocking::WebSocket;
+use wsproto::drivers::blocking::{ClientStream, WebSocket};
 
 const USAGE: &str = "idle_connections: RSS growth of a server per idle WebSocket connection
 
@@ -72,7 +71,7 @@ fn measure(
 }
 
 /// Opens `n` connections and completes each handshake; they then stay idle.
-fn open(url: &str, n: usize) -> Result<Vec<WebSocket<TcpStream>>, wsproto::drivers::Error> {
+fn open(url: &str, n: usize) -> Result<Vec<WebSocket<ClientStream>>, wsproto::drivers::Error> {
     (0..n).map(|_| WebSocket::connect(url)).collect()
 }
 

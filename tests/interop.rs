@@ -19,7 +19,7 @@
 //! `cargo test --test interop` works on its own. Every child process is stopped when its
 //! handle drops and each test has an overall time limit. Timings go to stderr uncaptured.
 
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::CertificateDer;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -28,7 +28,8 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
-use wsproto::drivers::blocking::{Transport, WebSocket};
+use wsproto::drivers::blocking::{ClientStream, Transport, WebSocket};
+use wsproto::drivers::{Connector, tls};
 use wsproto::drivers::{Error, Message};
 use wsproto::{ClientRequest, CloseCode, Config, MessageKind};
 
@@ -613,29 +614,17 @@ fn kind_of(message: &Message) -> &'static str {
     }
 }
 
-/// Our client over wss://, trusting only `ca`, the server name checked being "localhost".
-///
-/// The TLS stream is built here with rustls directly, for now; once the crate's client TLS is
-/// merged this becomes its `connect_using` with a `Connector` holding the same root store.
+/// Our client over wss://, through the crate's own TLS (`connect_using`), trusting only `ca`.
 fn connect_wss(
     url: &str,
     config: Config,
     ca: &CertificateDer<'static>,
-) -> Result<WebSocket<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>, Error> {
+) -> Result<WebSocket<ClientStream>, Error> {
     let request = ClientRequest::new(url)?;
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(ca.clone()).map_err(std::io::Error::other)?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(std::io::Error::other)?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let name = ServerName::try_from("localhost").map_err(std::io::Error::other)?;
-    let conn = rustls::ClientConnection::new(Arc::new(tls), name).map_err(std::io::Error::other)?;
-    let tcp = TcpStream::connect((request.host(), request.port()))?;
-    tcp.set_nodelay(true)?;
-    WebSocket::client_on(rustls::StreamOwned::new(conn, tcp), request, config)
+    roots.add(ca.clone())?;
+    let connector = Connector::new().tls_config(tls::client_config_with_roots(roots));
+    WebSocket::connect_using(request, config, &connector)
 }
 
 /// The client configuration of the case list.

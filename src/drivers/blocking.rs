@@ -1,5 +1,9 @@
 //! A blocking driver: one [`Connection`] over a `std::io::Read + Write` stream.
 //!
+//! [`WebSocket::connect`] opens `ws://` and, with the `rustls` feature, `wss://` URLs
+//! itself ([`ClientStream`]); [`WebSocket::client_on`] and [`WebSocket::accept`] take any
+//! stream that implements [`Transport`].
+//!
 //! ```no_run
 //! use wsproto::drivers::{blocking::WebSocket, Message};
 //!
@@ -12,7 +16,11 @@
 //! # Ok::<(), wsproto::drivers::Error>(())
 //! ```
 
-use super::{Answer, Error, Message, apply_answer, lent_write, write_outcome};
+mod client;
+
+pub use client::ClientStream;
+
+use super::{Answer, Connector, Error, Message, apply_answer, lent_write, write_outcome};
 use crate::close::CloseCode;
 use crate::config::Config;
 use crate::connection::{Connection, ConnectionState};
@@ -116,25 +124,37 @@ pub struct WebSocket<S> {
     shut: bool,
 }
 
-impl WebSocket<TcpStream> {
-    /// Connects to a `ws://` URL with the default [`Config`].
+impl WebSocket<ClientStream> {
+    /// Connects to a `ws://` or `wss://` URL with the default [`Config`] and [`Connector`].
     ///
     /// # Errors
-    /// An invalid URL, `wss://` ([`Error::TlsRequired`]), IO errors and handshake failures.
+    /// An invalid URL, IO errors, TLS failures (`Error::Tls`, `Error::NoTlsRoots`; without the
+    /// `rustls` feature `wss://` is [`Error::TlsRequired`]) and handshake failures.
     pub fn connect(url: &str) -> Result<Self, Error> {
         Self::connect_with(ClientRequest::new(url)?, Config::default())
     }
 
-    /// Connects with a prepared request (subprotocols, origin, headers) and configuration.
+    /// Connects with a prepared request (subprotocols, origin, headers) and configuration,
+    /// through the default [`Connector`].
     ///
     /// # Errors
     /// As [`WebSocket::connect`].
     pub fn connect_with(request: ClientRequest, config: Config) -> Result<Self, Error> {
-        if request.is_secure() {
-            return Err(Error::TlsRequired);
-        }
-        let stream = TcpStream::connect((request.host(), request.port()))?;
-        stream.set_nodelay(true)?;
+        Self::connect_using(request, config, &Connector::default())
+    }
+
+    /// Connects through `connector` (a TLS configuration of your own, say), then runs the
+    /// client handshake. For `wss://` the TLS handshake is done first, within
+    /// `config.handshake_timeout`.
+    ///
+    /// # Errors
+    /// As [`WebSocket::connect`].
+    pub fn connect_using(
+        request: ClientRequest,
+        config: Config,
+        connector: &Connector,
+    ) -> Result<Self, Error> {
+        let stream = connector.connect_blocking(&request, &config)?;
         Self::client_on(stream, request, config)
     }
 }

@@ -5,8 +5,13 @@
 
 #[cfg(feature = "blocking")]
 pub mod blocking;
+mod connector;
+#[cfg(feature = "rustls")]
+pub mod tls;
 #[cfg(feature = "tokio")]
 pub mod tokio;
+
+pub use connector::Connector;
 
 use crate::close::CloseCode;
 use crate::connection::Connection;
@@ -77,9 +82,10 @@ pub enum Answer {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The stream failed.
+    /// The stream failed. An IO error that carries a TLS failure becomes `Error::Tls`
+    /// (with the `rustls` feature).
     #[error("io: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     /// The connection failed: the peer broke the protocol, the handshake failed or the
     /// keepalive timed out. The answer (Close frame or HTTP response) was sent.
     #[error(transparent)]
@@ -87,13 +93,49 @@ pub enum Error {
     /// The call is not possible in the connection's state.
     #[error(transparent)]
     Usage(#[from] UsageError),
-    /// `wss://` needs a TLS stream, which the drivers do not provide: connect one yourself
-    /// and hand it to the driver's constructor that takes a stream.
-    #[error("wss:// needs a TLS stream; pass one to the constructor that takes a stream")]
+    /// `wss://` needs TLS, which this build of the driver lacks: enable the `rustls` feature
+    /// (`tokio-rustls` for the tokio driver), or connect a TLS stream yourself and hand it to
+    /// the driver's constructor that takes a stream.
+    #[error(
+        "wss:// needs the `rustls` feature (`tokio-rustls` for the tokio driver), or a TLS \
+         stream passed to the constructor that takes a stream"
+    )]
     TlsRequired,
+    /// TLS failed: the handshake (a certificate refused, with its
+    /// `rustls::Error::InvalidCertificate` reason, or an alert from the peer) or a record
+    /// later on.
+    #[cfg(feature = "rustls")]
+    #[error("tls: {0}")]
+    Tls(rustls::Error),
+    /// `wss://` found no root certificates to trust: enable the `webpki-roots` or
+    /// `native-roots` feature, or give the [`Connector`] a configuration with
+    /// [`Connector::tls_config`].
+    #[cfg(feature = "rustls")]
+    #[error(
+        "no trusted root certificates for wss://: enable the `webpki-roots` or \
+         `native-roots` feature, or pass a rustls ClientConfig to Connector::tls_config"
+    )]
+    NoTlsRoots,
     /// The connection is closed; nothing more can be read or sent.
     #[error("the connection is closed")]
     Closed,
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        #[cfg(feature = "rustls")]
+        if let Some(tls) = tls::tls_error(&e) {
+            return Self::Tls(tls);
+        }
+        Self::Io(e)
+    }
+}
+
+#[cfg(feature = "rustls")]
+impl From<rustls::Error> for Error {
+    fn from(e: rustls::Error) -> Self {
+        Self::Tls(e)
+    }
 }
 
 impl From<HandshakeError> for Error {

@@ -1,5 +1,9 @@
 //! An async driver: one [`Connection`] over a tokio `AsyncRead + AsyncWrite` stream.
 //!
+//! [`WebSocketStream::connect`] opens `ws://` and, with the `tokio-rustls` feature,
+//! `wss://` URLs itself ([`ClientStream`]); [`WebSocketStream::client_on`] and
+//! [`WebSocketStream::accept`] take any stream.
+//!
 //! [`WebSocketStream::recv`] is cancel-safe: received bytes go straight into the
 //! connection's buffer and output is consumed only once written, so dropping the future (in
 //! `tokio::select!`, say) loses nothing; the next call carries on. Timers (keepalive, close
@@ -21,7 +25,11 @@
 //! # }
 //! ```
 
-use super::{Answer, Error, Message, apply_answer, lent_write, write_outcome};
+mod client;
+
+pub use client::ClientStream;
+
+use super::{Answer, Connector, Error, Message, apply_answer, lent_write, write_outcome};
 use crate::close::CloseCode;
 use crate::config::Config;
 use crate::connection::{Connection, ConnectionState};
@@ -31,7 +39,6 @@ use crate::handshake::{Accept, ClientRequest, Request};
 use crate::os_entropy;
 use crate::sender::Sender;
 use ::tokio::io::{AsyncRead, AsyncWrite, ReadBuf, ReadHalf, WriteHalf};
-use ::tokio::net::TcpStream;
 use ::tokio::time::{Instant, Sleep};
 use core::future::poll_fn;
 use core::pin::Pin;
@@ -185,25 +192,37 @@ pub struct WebSocketStream<S> {
     shut: bool,
 }
 
-impl WebSocketStream<TcpStream> {
-    /// Connects to a `ws://` URL with the default [`Config`].
+impl WebSocketStream<ClientStream> {
+    /// Connects to a `ws://` or `wss://` URL with the default [`Config`] and [`Connector`].
     ///
     /// # Errors
-    /// An invalid URL, `wss://` ([`Error::TlsRequired`]), IO errors and handshake failures.
+    /// An invalid URL, IO errors, TLS failures (`Error::Tls`, `Error::NoTlsRoots`; without the
+    /// `tokio-rustls` feature `wss://` is [`Error::TlsRequired`]) and handshake failures.
     pub async fn connect(url: &str) -> Result<Self, Error> {
         Self::connect_with(ClientRequest::new(url)?, Config::default()).await
     }
 
-    /// Connects with a prepared request and configuration.
+    /// Connects with a prepared request and configuration, through the default
+    /// [`Connector`].
     ///
     /// # Errors
     /// As [`WebSocketStream::connect`].
     pub async fn connect_with(request: ClientRequest, config: Config) -> Result<Self, Error> {
-        if request.is_secure() {
-            return Err(Error::TlsRequired);
-        }
-        let stream = TcpStream::connect((request.host(), request.port())).await?;
-        stream.set_nodelay(true)?;
+        Self::connect_using(request, config, &Connector::default()).await
+    }
+
+    /// Connects through `connector` (a TLS configuration of your own, say), then runs the
+    /// client handshake. For `wss://` the TLS handshake comes first, within
+    /// `config.handshake_timeout`.
+    ///
+    /// # Errors
+    /// As [`WebSocketStream::connect`].
+    pub async fn connect_using(
+        request: ClientRequest,
+        config: Config,
+        connector: &Connector,
+    ) -> Result<Self, Error> {
+        let stream = connector.connect_tokio(&request, &config).await?;
         Self::client_on(stream, request, config).await
     }
 }

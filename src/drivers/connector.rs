@@ -1,0 +1,169 @@
+//! [`Connector`]: how a client reaches its server (TCP, then TLS for `wss://`).
+
+use super::Error;
+use crate::config::Config;
+use crate::handshake::ClientRequest;
+#[cfg(feature = "rustls")]
+use std::sync::Arc;
+
+/// How a client reaches its server: a TCP connection with `TCP_NODELAY` on, then for
+/// `wss://` a TLS session. The drivers' `connect` and `connect_with` use
+/// `Connector::default()`; `connect_using` takes one.
+///
+/// ```no_run
+/// # #[cfg(all(feature = "blocking", feature = "rustls"))]
+/// # fn demo(config: std::sync::Arc<rustls::ClientConfig>) -> Result<(), wsproto::drivers::Error> {
+/// use wsproto::drivers::{Connector, blocking::WebSocket};
+/// use wsproto::{ClientRequest, Config};
+///
+/// let connector = Connector::new().tls_config(config);
+/// let request = ClientRequest::new("wss://example.com/chat")?;
+/// let ws = WebSocket::connect_using(request, Config::default(), &connector)?;
+/// # let _ = ws;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Connector {
+    /// The TLS configuration for `wss://`; `None` takes [`super::tls::default_client_config`].
+    #[cfg(feature = "rustls")]
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl Connector {
+    /// A connector with the defaults: direct TCP, and for `wss://` the default TLS
+    /// configuration (`tls::default_client_config`, with a TLS feature on).
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Uses `config` for `wss://`: custom roots, client certificates, another crypto
+    /// provider. It is used as given; offer ALPN `http/1.1` in it as the
+    /// [`tls`](super::tls) helpers do, since some servers insist on it.
+    #[cfg(feature = "rustls")]
+    #[must_use]
+    pub fn tls_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
+    /// The TLS configuration to connect with: the one given, else the default.
+    #[cfg(any(
+        all(feature = "blocking", feature = "rustls"),
+        feature = "tokio-rustls"
+    ))]
+    fn client_config(&self) -> Result<Arc<rustls::ClientConfig>, Error> {
+        match &self.tls {
+            Some(config) => Ok(Arc::clone(config)),
+            None => super::tls::default_client_config(),
+        }
+    }
+
+    /// The blocking driver's stream to `request`'s server: TCP, then TLS for `wss://`, its
+    /// handshake done here (within `config.handshake_timeout`) so that a refused
+    /// certificate is reported before any WebSocket byte is sent.
+    #[cfg(feature = "blocking")]
+    pub(crate) fn connect_blocking(
+        &self,
+        request: &ClientRequest,
+        config: &Config,
+    ) -> Result<super::blocking::ClientStream, Error> {
+        use super::blocking::ClientStream;
+        if !request.is_secure() {
+            return Ok(ClientStream::Plain(
+                self.tcp_blocking(request.host(), request.port())?,
+            ));
+        }
+        #[cfg(feature = "rustls")]
+        {
+            let mut tcp = self.tcp_blocking(request.host(), request.port())?;
+            let name = super::tls::server_name(request.host())?;
+            let mut tls = rustls::ClientConnection::new(self.client_config()?, name)?;
+            tcp.set_read_timeout(config.handshake_timeout)?;
+            tcp.set_write_timeout(config.handshake_timeout)?;
+            while tls.is_handshaking() {
+                // The error of a refused certificate is the rustls::Error inside the
+                // io::Error; `Error::from` takes it out. The alert has been sent.
+                tls.complete_io(&mut tcp).map_err(|e| match e.kind() {
+                    // What a socket timeout looks like, on Unix and on Windows.
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+                        handshake_timed_out()
+                    }
+                    _ => e,
+                })?;
+            }
+            // The driver sets the read timeout it needs before each read.
+            tcp.set_write_timeout(None)?;
+            Ok(ClientStream::Tls(std::boxed::Box::new(
+                rustls::StreamOwned::new(tls, tcp),
+            )))
+        }
+        #[cfg(not(feature = "rustls"))]
+        {
+            let _ = config;
+            Err(Error::TlsRequired)
+        }
+    }
+
+    /// The tokio driver's stream to `request`'s server: TCP, then TLS for `wss://`, its
+    /// handshake bounded by `config.handshake_timeout`.
+    #[cfg(feature = "tokio")]
+    pub(crate) async fn connect_tokio(
+        &self,
+        request: &ClientRequest,
+        config: &Config,
+    ) -> Result<super::tokio::ClientStream, Error> {
+        use super::tokio::ClientStream;
+        if !request.is_secure() {
+            return Ok(ClientStream::Plain(
+                self.tcp_tokio(request.host(), request.port()).await?,
+            ));
+        }
+        #[cfg(feature = "tokio-rustls")]
+        {
+            let tcp = self.tcp_tokio(request.host(), request.port()).await?;
+            let name = super::tls::server_name(request.host())?;
+            let connector = tokio_rustls::TlsConnector::from(self.client_config()?);
+            let handshake = connector.connect(name, tcp);
+            let tls = match config.handshake_timeout {
+                Some(limit) => ::tokio::time::timeout(limit, handshake)
+                    .await
+                    .map_err(|_| handshake_timed_out())??,
+                None => handshake.await?,
+            };
+            Ok(ClientStream::Tls(std::boxed::Box::new(tls)))
+        }
+        #[cfg(not(feature = "tokio-rustls"))]
+        {
+            let _ = config;
+            Err(Error::TlsRequired)
+        }
+    }
+
+    /// The TCP connection to `host:port` for the blocking driver, `TCP_NODELAY` on: every
+    /// frame is written whole, so Nagle's delay would only hold back small messages.
+    #[cfg(feature = "blocking")]
+    fn tcp_blocking(&self, host: &str, port: u16) -> Result<std::net::TcpStream, Error> {
+        let stream = std::net::TcpStream::connect((host, port))?;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    }
+
+    /// The TCP connection to `host:port` for the tokio driver, `TCP_NODELAY` on.
+    #[cfg(feature = "tokio")]
+    async fn tcp_tokio(&self, host: &str, port: u16) -> Result<::tokio::net::TcpStream, Error> {
+        let stream = ::tokio::net::TcpStream::connect((host, port)).await?;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    }
+}
+
+/// The error of a TLS handshake that outlasted `Config::handshake_timeout`.
+#[cfg(any(
+    all(feature = "blocking", feature = "rustls"),
+    feature = "tokio-rustls"
+))]
+fn handshake_timed_out() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::TimedOut, "the TLS handshake timed out")
+}

@@ -5,6 +5,7 @@
 
 #[cfg(feature = "blocking")]
 pub mod blocking;
+pub mod proxy;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 
@@ -94,6 +95,9 @@ pub enum Error {
     /// The connection is closed; nothing more can be read or sent.
     #[error("the connection is closed")]
     Closed,
+    /// The proxy did not open a tunnel to the server.
+    #[error(transparent)]
+    Proxy(#[from] proxy::ProxyError),
 }
 
 impl From<HandshakeError> for Error {

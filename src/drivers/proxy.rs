@@ -4,9 +4,10 @@
 //! sans-IO part: it queues the bytes to send (an HTTP `CONNECT` request, or the SOCKS5
 //! greeting, RFC 1929 username/password and `CONNECT` request), takes the proxy's answers
 //! and says when the tunnel is open or why it is not ([`ProxyError`]). The helpers
-//! [`Proxy::connect_blocking`] and [`Proxy::connect_tokio`] drive it over a TCP stream and
-//! return that stream, tunnelled to the target; hand it to `WebSocket::client_on` or
-//! `WebSocketStream::client_on` (after TLS for `wss://`).
+//! `Proxy::connect_blocking` (feature `blocking`) and `Proxy::connect_tokio` (feature
+//! `tokio`) drive it over a TCP stream and return that stream, tunnelled to the target;
+//! hand it to `WebSocket::client_on` or `WebSocketStream::client_on` (after TLS for
+//! `wss://`).
 //!
 //! ```text
 //! Proxy::parse / from_env ──► ProxyHandshake::new(&proxy, host, port)
@@ -304,7 +305,8 @@ impl Proxy {
     /// with `TCP_NODELAY` on. Wrap the call in `tokio::time::timeout` to bound it.
     ///
     /// # Errors
-    /// As [`Proxy::connect_blocking`].
+    /// [`Error::Io`] when connecting, reading or writing fails; [`Error::Proxy`] when the
+    /// proxy refuses or answers badly.
     #[cfg(feature = "tokio")]
     pub async fn connect_tokio(
         &self,

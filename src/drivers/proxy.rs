@@ -16,6 +16,25 @@
 //!                                 ▼  next_step() == Done:  the stream is a tunnel to host:port
 //! ```
 //!
+//! Through a proxy from the environment, or a fixed one, with the tokio driver:
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), wsproto::drivers::Error> {
+//! use wsproto::drivers::proxy::Proxy;
+//! use wsproto::drivers::tokio::WebSocketStream;
+//! use wsproto::{ClientRequest, Config};
+//!
+//! let request = ClientRequest::new("ws://echo.example/")?;
+//! let proxy = match Proxy::from_env(request.is_secure(), request.host()) {
+//!     Some(proxy) => proxy,
+//!     None => Proxy::parse("socks5://user:secret@127.0.0.1:1080")?,
+//! };
+//! let stream = proxy.connect_tokio(request.host(), request.port()).await?;
+//! let mut ws = WebSocketStream::client_on(stream, request, Config::default()).await?;
+//! ws.send_text("hello").await?;
+//! # Ok(()) }
+//! ```
+//!
 //! The client speaks first in both WebSocket and TLS, so any byte the proxy sends past its
 //! answer is an error ([`ProxyError::UnexpectedData`]), never silently dropped.
 //!
@@ -269,8 +288,9 @@ impl Proxy {
     }
 
     /// Connects to the proxy, asks it for a tunnel to `host:port` and returns the stream,
-    /// with `TCP_NODELAY` on. There is no timeout: set one on the stream's owner thread's
-    /// terms, or use the sans-IO [`ProxyHandshake`] with your own.
+    /// with `TCP_NODELAY` on. Neither the connect nor the handshake has a timeout of its own
+    /// (the system's connect timeout applies); to bound them, drive the sans-IO
+    /// [`ProxyHandshake`] over a stream with read and write timeouts set.
     ///
     /// # Errors
     /// [`Error::Io`] when connecting, reading or writing fails; [`Error::Proxy`] when the
@@ -610,6 +630,23 @@ enum State {
 ///
 /// Call [`ProxyHandshake::next_step`] until it returns [`Step::Done`] or an error, doing what
 /// each [`Step`] asks. Errors are sticky.
+///
+/// ```
+/// use wsproto::drivers::proxy::{Proxy, ProxyHandshake, Step};
+///
+/// let proxy = Proxy::parse("http://proxy.example:3128")?;
+/// let mut handshake = ProxyHandshake::new(&proxy, "echo.example", 443)?;
+/// assert_eq!(handshake.next_step()?, Step::Write);
+/// assert_eq!(
+///     handshake.pending_output(),
+///     b"CONNECT echo.example:443 HTTP/1.1\r\nHost: echo.example:443\r\n\r\n"
+/// );
+/// handshake.consume_output(handshake.pending_output().len());
+/// assert_eq!(handshake.next_step()?, Step::Read);
+/// handshake.receive(b"HTTP/1.1 200 Connection established\r\n\r\n");
+/// assert_eq!(handshake.next_step()?, Step::Done);
+/// # Ok::<(), wsproto::drivers::proxy::ProxyError>(())
+/// ```
 pub struct ProxyHandshake {
     state: State,
     output: Vec<u8>,

@@ -1,13 +1,16 @@
-//! [`Connector`]: how a client reaches its server (TCP, then TLS for `wss://`).
+//! [`Connector`]: how a client reaches its server (TCP, directly or through a proxy, then
+//! TLS for `wss://`).
 
 use super::Error;
+use super::proxy::Proxy;
 use crate::config::Config;
 use crate::handshake::ClientRequest;
 #[cfg(feature = "rustls")]
 use std::sync::Arc;
 
-/// How a client reaches its server: a TCP connection with `TCP_NODELAY` on, then for
-/// `wss://` a TLS session. The drivers' `connect` and `connect_with` use
+/// How a client reaches its server: a TCP connection with `TCP_NODELAY` on, directly or
+/// tunnelled through an HTTP CONNECT or SOCKS5 [`Proxy`], then for `wss://` a TLS session
+/// (end to end: the proxy only relays the encrypted bytes). The drivers' `connect` and `connect_with` use
 /// `Connector::default()`; `connect_using` takes one.
 ///
 /// ```no_run
@@ -28,6 +31,21 @@ pub struct Connector {
     /// The TLS configuration for `wss://`; `None` takes [`super::tls::default_client_config`].
     #[cfg(feature = "rustls")]
     tls: Option<Arc<rustls::ClientConfig>>,
+    /// Which proxy, if any, carries the connection.
+    proxy: ProxyChoice,
+}
+
+/// Where a [`Connector`] finds its proxy.
+#[derive(Clone, Debug, Default)]
+enum ProxyChoice {
+    /// None: connect directly (the default, so that nothing in the environment reroutes a
+    /// connection the application did not ask to reroute).
+    #[default]
+    Direct,
+    /// This one, for every server.
+    Fixed(Proxy),
+    /// The environment's, read at each connect as curl reads it ([`Proxy::from_env`]).
+    FromEnv,
 }
 
 impl Connector {
@@ -46,6 +64,43 @@ impl Connector {
     pub fn tls_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {
         self.tls = Some(config);
         self
+    }
+
+    /// Tunnels every connection through `proxy` (`NO_PROXY` does not apply to it).
+    #[must_use]
+    pub fn proxy(mut self, proxy: Proxy) -> Self {
+        self.proxy = ProxyChoice::Fixed(proxy);
+        self
+    }
+
+    /// Takes the proxy from the environment at each connect, as curl does: `https_proxy`
+    /// for `wss://`, `http_proxy` for `ws://`, then `all_proxy`, with `no_proxy` exempting
+    /// hosts (see [`Proxy::from_env_with`] for the exact rules). A proxy variable that does
+    /// not parse makes the connect fail with [`Error::Proxy`] rather than go direct.
+    #[must_use]
+    pub fn proxy_from_env(mut self) -> Self {
+        self.proxy = ProxyChoice::FromEnv;
+        self
+    }
+
+    /// Connects directly, whatever the environment says (the default).
+    #[must_use]
+    pub fn no_proxy(mut self) -> Self {
+        self.proxy = ProxyChoice::Direct;
+        self
+    }
+
+    /// The proxy for a connection to `request`'s server, if any.
+    fn proxy_for(&self, request: &ClientRequest) -> Result<Option<Proxy>, Error> {
+        Ok(match &self.proxy {
+            ProxyChoice::Direct => None,
+            ProxyChoice::Fixed(proxy) => Some(proxy.clone()),
+            ProxyChoice::FromEnv => Proxy::try_from_env_with(
+                |name| std::env::var(name).ok(),
+                request.is_secure(),
+                request.host(),
+            )?,
+        })
     }
 
     /// The TLS configuration to connect with: the one given, else the default.
@@ -71,13 +126,11 @@ impl Connector {
     ) -> Result<super::blocking::ClientStream, Error> {
         use super::blocking::ClientStream;
         if !request.is_secure() {
-            return Ok(ClientStream::Plain(
-                self.tcp_blocking(request.host(), request.port())?,
-            ));
+            return Ok(ClientStream::Plain(self.tcp_blocking(request, config)?));
         }
         #[cfg(feature = "rustls")]
         {
-            let mut tcp = self.tcp_blocking(request.host(), request.port())?;
+            let mut tcp = self.tcp_blocking(request, config)?;
             let name = super::tls::server_name(request.host())?;
             let mut tls = rustls::ClientConnection::new(self.client_config()?, name)?;
             tcp.set_read_timeout(config.handshake_timeout)?;
@@ -116,13 +169,11 @@ impl Connector {
     ) -> Result<super::tokio::ClientStream, Error> {
         use super::tokio::ClientStream;
         if !request.is_secure() {
-            return Ok(ClientStream::Plain(
-                self.tcp_tokio(request.host(), request.port()).await?,
-            ));
+            return Ok(ClientStream::Plain(self.tcp_tokio(request, config).await?));
         }
         #[cfg(feature = "tokio-rustls")]
         {
-            let tcp = self.tcp_tokio(request.host(), request.port()).await?;
+            let tcp = self.tcp_tokio(request, config).await?;
             let name = super::tls::server_name(request.host())?;
             let connector = tokio_rustls::TlsConnector::from(self.client_config()?);
             let handshake = connector.connect(name, tcp);
@@ -141,21 +192,72 @@ impl Connector {
         }
     }
 
-    /// The TCP connection to `host:port` for the blocking driver, `TCP_NODELAY` on: every
-    /// frame is written whole, so Nagle's delay would only hold back small messages.
+    /// The TCP connection to `request`'s server for the blocking driver, through the proxy
+    /// if there is one (its handshake bounded by `config.handshake_timeout`), with
+    /// `TCP_NODELAY` on: every frame is written whole, so Nagle's delay would only hold back
+    /// small messages.
     #[cfg(feature = "blocking")]
-    fn tcp_blocking(&self, host: &str, port: u16) -> Result<std::net::TcpStream, Error> {
+    fn tcp_blocking(
+        &self,
+        request: &ClientRequest,
+        config: &Config,
+    ) -> Result<std::net::TcpStream, Error> {
+        let (host, port) = (request.host(), request.port());
+        if let Some(proxy) = self.proxy_for(request)? {
+            return proxy
+                .connect_blocking_within(host, port, config.handshake_timeout)
+                .map_err(proxy_timed_out);
+        }
         let stream = std::net::TcpStream::connect((host, port))?;
         stream.set_nodelay(true)?;
         Ok(stream)
     }
 
-    /// The TCP connection to `host:port` for the tokio driver, `TCP_NODELAY` on.
+    /// The TCP connection to `request`'s server for the tokio driver, through the proxy if
+    /// there is one (its handshake bounded by `config.handshake_timeout`), `TCP_NODELAY` on.
     #[cfg(feature = "tokio")]
-    async fn tcp_tokio(&self, host: &str, port: u16) -> Result<::tokio::net::TcpStream, Error> {
+    async fn tcp_tokio(
+        &self,
+        request: &ClientRequest,
+        config: &Config,
+    ) -> Result<::tokio::net::TcpStream, Error> {
+        let (host, port) = (request.host(), request.port());
+        if let Some(proxy) = self.proxy_for(request)? {
+            let tunnel = proxy.connect_tokio(host, port);
+            return match config.handshake_timeout {
+                Some(limit) => ::tokio::time::timeout(limit, tunnel)
+                    .await
+                    .map_err(|_| Error::Io(proxy_timeout()))?,
+                None => tunnel.await,
+            };
+        }
         let stream = ::tokio::net::TcpStream::connect((host, port)).await?;
         stream.set_nodelay(true)?;
         Ok(stream)
+    }
+}
+
+/// The error of a proxy handshake that outlasted `Config::handshake_timeout`.
+fn proxy_timeout() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        "the proxy handshake timed out",
+    )
+}
+
+/// A socket timeout during the blocking proxy handshake, said as such.
+#[cfg(feature = "blocking")]
+fn proxy_timed_out(error: Error) -> Error {
+    match error {
+        Error::Io(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            Error::Io(proxy_timeout())
+        }
+        other => other,
     }
 }
 

@@ -6,6 +6,7 @@
 #[cfg(feature = "blocking")]
 pub mod blocking;
 mod connector;
+pub mod proxy;
 #[cfg(feature = "rustls")]
 pub mod tls;
 #[cfg(feature = "tokio")]
@@ -119,6 +120,9 @@ pub enum Error {
     /// The connection is closed; nothing more can be read or sent.
     #[error("the connection is closed")]
     Closed,
+    /// The proxy did not open a tunnel to the server.
+    #[error(transparent)]
+    Proxy(#[from] proxy::ProxyError),
 }
 
 impl From<std::io::Error> for Error {

@@ -169,23 +169,31 @@ fn assert_sends_refused(conn: &mut Connection) {
 }
 
 #[test]
-fn sec_5_5_1_after_close_no_sends_and_incoming_data_dropped() {
-    // The client closes; the server keeps sending data until it sees the Close.
+fn sec_5_5_1_after_close_no_sends_and_incoming_data_still_delivered() {
+    // The client closes; the server keeps sending data until it sees the Close, and the
+    // client still receives it (the answers to what it sent before closing).
     let mut p = pair();
     p.client.close(NORMAL, "").unwrap();
     assert_sends_refused(&mut p.client);
     let client_close = take_output(&mut p.client);
     assert_eq!(client_close, masked(0x88, b"\x03\xe8"));
 
-    p.server.send_text("dropped").unwrap();
-    p.server.send_binary(b"dropped").unwrap();
+    p.server.send_text("late").unwrap();
+    p.server.send_binary(b"late").unwrap();
     p.server
-        .send_fragment(MessageKind::Text, b"drop", false)
+        .send_fragment(MessageKind::Text, b"la", false)
         .unwrap();
     p.server
-        .send_fragment(MessageKind::Text, b"ped", true)
+        .send_fragment(MessageKind::Text, b"ter", true)
         .unwrap();
-    assert_eq!(p.deliver_to_client(), []);
+    assert_eq!(
+        p.deliver_to_client(),
+        [
+            Ev::Text("late".into()),
+            Ev::Binary(b"late".to_vec()),
+            Ev::Text("later".into())
+        ]
+    );
     assert!(p.client.pending_output().is_empty());
     assert_eq!(p.client.state(), ConnectionState::Closing);
 
@@ -196,15 +204,18 @@ fn sec_5_5_1_after_close_no_sends_and_incoming_data_dropped() {
     assert_eq!(p.deliver_to_client(), [close(1000, ""), Ev::Closed(1000)]);
     assert!(p.client.pending_output().is_empty());
 
-    // The mirror image: the server closes, the client's data is dropped.
+    // The mirror image: the server closes, the client's data still reaches it.
     let mut p = pair();
     p.server.close(CloseCode::GOING_AWAY, "").unwrap();
     assert_sends_refused(&mut p.server);
     let server_close = take_output(&mut p.server);
     assert_eq!(server_close, b"\x88\x02\x03\xe9");
-    p.client.send_text("dropped").unwrap();
+    p.client.send_text("late").unwrap();
     p.client.send_binary(&[0; 300]).unwrap();
-    assert_eq!(p.deliver_to_server(), []);
+    assert_eq!(
+        p.deliver_to_server(),
+        [Ev::Text("late".into()), Ev::Binary(vec![0; 300])]
+    );
     assert!(p.server.pending_output().is_empty());
     assert_eq!(
         feed(&mut p.client, &server_close),

@@ -20,7 +20,7 @@
 //! | Open | keepalive Pong overdue | Failed | Close 1011 |
 //! | Open | EOF | Closed | nothing (code 1006) |
 //! | CloseSent | peer's Close | Closed | nothing |
-//! | CloseSent | data frame | CloseSent | nothing (dropped) |
+//! | CloseSent | data frame | CloseSent | nothing (the message is delivered) |
 //! | CloseSent | close timeout | Closed | nothing (code 1006) |
 //! | Open | `fail(code, reason)` | Closed | Close |
 //! | ReadingRequest, AwaitingAnswer, ReadingResponse, CloseSent | `fail(code, reason)` | Closed | nothing |
@@ -514,16 +514,16 @@ impl Connection {
     }
 
     /// Reads one frame's worth and decides what it means in this state.
+    ///
+    /// Messages that arrive after our Close are still delivered: the peer sends until it sees
+    /// our Close (RFC 6455 §5.5.1 lets us drop them, but an application that sends its last
+    /// requests and closes wants the answers already on their way).
     #[inline(always)]
     fn step(&mut self) -> Result<Step, ProtocolError> {
         Ok(match self.reader.read(&self.config)? {
             Read::NeedData => Step::NeedData,
             Read::Continue => Step::Continue,
             Read::Control(opcode, payload) => self.on_control(opcode, payload)?,
-            // After our Close, incoming data is dropped (RFC 6455 §5.5.1).
-            Read::Message(..) | Read::Inflated(_) if matches!(self.state, State::CloseSent) => {
-                Step::Continue
-            }
             Read::Message(MessageKind::Text, range) => Step::Text(range),
             Read::Message(MessageKind::Binary, range) => Step::Binary(range),
             Read::Inflated(kind) => Step::Inflated(kind),

@@ -19,6 +19,9 @@
 //! `cargo test --test interop` works on its own. Every child process is stopped when its
 //! handle drops and each test has an overall time limit. Timings go to stderr uncaptured.
 
+#[path = "common/proxies.rs"]
+mod proxies;
+
 use rustls::pki_types::CertificateDer;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -181,12 +184,29 @@ struct Proc {
 impl Proc {
     /// Starts `command`; its stderr goes to `<target>/interop/<name>.stderr`.
     fn spawn(pids: &Pids, setup: &Setup, name: &str, command: &mut Command) -> Self {
+        Self::start(pids, setup, name, command, Stdio::null())
+    }
+
+    /// As [`Proc::spawn`], with its stdin a pipe the caller writes to (dropping it is the end
+    /// of input).
+    fn spawn_with_stdin(
+        pids: &Pids,
+        setup: &Setup,
+        name: &str,
+        command: &mut Command,
+    ) -> (Self, std::process::ChildStdin) {
+        let mut proc = Self::start(pids, setup, name, command, Stdio::piped());
+        let stdin = proc.child.stdin.take().unwrap();
+        (proc, stdin)
+    }
+
+    fn start(pids: &Pids, setup: &Setup, name: &str, command: &mut Command, stdin: Stdio) -> Self {
         let logs = setup.target.join("interop");
         std::fs::create_dir_all(&logs).unwrap();
         let stderr = std::fs::File::create(logs.join(format!("{name}.stderr"))).unwrap();
         let mut child = command
             .current_dir(repo())
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
@@ -898,4 +918,151 @@ fn chat_in_chromium(tls: bool) {
         assert_peer_passed("chat_browser.js", status, &lines, 8);
         report!("{name}: screenshot at {}", screenshot.display());
     });
+}
+
+// ----- the client example ---------------------------------------------------------------
+
+/// The `client` example with every flag: `--url wss://localhost:P/ --ca-file --proxy
+/// --subprotocol chat --deflate`, through a test proxy (`socks` or HTTP CONNECT with Basic
+/// auth) to the Python `websockets` TLS echo server. Each stdin line comes back on stdout,
+/// and the server counts one clean close with the subprotocol and compression agreed.
+fn client_example_through_proxy(socks: bool) {
+    let Some(setup) = setup() else { return };
+    let name = format!(
+        "client example -> {} proxy -> py_echo_server.py (wss)",
+        if socks { "SOCKS5" } else { "HTTP CONNECT" }
+    );
+    let certs = certs(&setup);
+    with_limit(&name.clone(), Duration::from_secs(120), move |pids| {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let (proxy, proxy_url) = runtime.block_on(async {
+            if socks {
+                let rules = proxies::Rules {
+                    socks: Some(("bob", "hunter2")),
+                    ..proxies::Rules::default()
+                };
+                let proxy = proxies::socks5_proxy(rules).await;
+                let url = format!("socks5://bob:hunter2@{}", proxy.addr);
+                (proxy, url)
+            } else {
+                let rules = proxies::Rules {
+                    basic: Some("YWxpY2U6czNjcmV0"), // alice:s3cret
+                    ..proxies::Rules::default()
+                };
+                let proxy = proxies::http_proxy(rules).await;
+                let url = format!("http://alice:s3cret@{}", proxy.addr);
+                (proxy, url)
+            }
+        });
+
+        let mut command = Command::new(&setup.python);
+        command
+            .arg("tests/interop/py_echo_server.py")
+            .args(["--port", "0", "--max-connections", "1", "--timeout", "60"])
+            .args(["--deflate", "--subprotocol", "chat"])
+            .args(tls_server_args(certs));
+        let mut theirs = Proc::spawn(
+            pids,
+            &setup,
+            "py_echo_server.py (client example)",
+            &mut command,
+        );
+        let port = url_in(&theirs.wait_line("listening on", Duration::from_secs(30)))
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .trim_end_matches('/')
+            .to_string();
+        let url = format!("wss://localhost:{port}/");
+
+        let lines = ["hello", "wörld, through a tunnel", &"x".repeat(70_000)];
+        let mut command = Command::new(setup.examples.join("client"));
+        command
+            .args([
+                "--url",
+                &url,
+                "--proxy",
+                &proxy_url,
+                "--subprotocol",
+                "chat",
+                "--deflate",
+            ])
+            .arg("--ca-file")
+            .arg(&certs.ca);
+        let log = if socks {
+            "client (socks5)"
+        } else {
+            "client (connect)"
+        };
+        let started = Instant::now();
+        let (mut client, mut stdin) = Proc::spawn_with_stdin(pids, &setup, log, &mut command);
+        // One line at a time, each echo awaited: a server may drop what arrives after our
+        // Close (RFC 6455 §5.5.1), and the client closes at the end of its input.
+        for line in lines {
+            writeln!(stdin, "{line}").unwrap();
+            let echoed = client.wait_line("", Duration::from_secs(20));
+            assert!(
+                echoed == line,
+                "echoed {} bytes for a line of {}",
+                echoed.len(),
+                line.len()
+            );
+        }
+        drop(stdin);
+        let (status, printed) = client.finish(Duration::from_secs(60));
+        report!("{name}: client ran in {} ms", started.elapsed().as_millis());
+        let stderr =
+            std::fs::read_to_string(setup.target.join("interop").join(format!("{log}.stderr")))
+                .unwrap();
+        assert!(status.success(), "{status}; stderr:\n{stderr}");
+        // The echoes, and nothing else.
+        assert_eq!(printed.len(), lines.len());
+        assert!(
+            stderr.contains(&format!(
+                "client: connected to {url} (subprotocol: chat, permessage-deflate: on)"
+            )),
+            "{stderr}"
+        );
+
+        // The proxy was asked for localhost:port, the name left for it to resolve.
+        let seen = proxy.seen();
+        assert_eq!(seen.len(), 1);
+        if socks {
+            let mut want = vec![5, 2, 0, 2, 1, 3];
+            want.extend_from_slice(b"bob\x07hunter2");
+            want.extend_from_slice(&[5, 1, 0, 3, 9]);
+            want.extend_from_slice(b"localhost");
+            want.extend_from_slice(&port.parse::<u16>().unwrap().to_be_bytes());
+            assert_eq!(seen[0], want);
+        } else {
+            assert_eq!(
+                String::from_utf8_lossy(&seen[0]),
+                format!(
+                    "CONNECT localhost:{port} HTTP/1.1\r\nHost: localhost:{port}\r\n\
+                     Proxy-Authorization: Basic YWxpY2U6czNjcmV0\r\n\r\n"
+                )
+            );
+        }
+        let (status, server_lines) = theirs.finish(Duration::from_secs(30));
+        assert_peer_passed("py_echo_server.py", status, &server_lines, 1);
+        let pass = server_lines.iter().find(|l| l.starts_with("PASS")).unwrap();
+        assert!(
+            pass.contains("echoed 3 messages")
+                && pass.contains("peer closed with 1000")
+                && pass.contains("[permessage-deflate]")
+                && pass.contains("subprotocol chat"),
+            "{pass}"
+        );
+        drop(runtime);
+    });
+}
+
+#[test]
+fn client_example_wss_through_http_connect_proxy() {
+    client_example_through_proxy(false);
+}
+
+#[test]
+fn client_example_wss_through_socks5_proxy() {
+    client_example_through_proxy(true);
 }

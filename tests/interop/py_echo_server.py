@@ -35,6 +35,8 @@ def parse_args():
     p.add_argument("--deflate", action="store_true", help="enable permessage-deflate (off by default)")
     p.add_argument("--tls-cert", metavar="PEM", help="serve wss:// with this certificate chain (needs --tls-key)")
     p.add_argument("--tls-key", metavar="PEM", help="the certificate's private key (needs --tls-cert)")
+    p.add_argument("--subprotocol", metavar="NAME", action="append", default=[],
+                   help="accept this subprotocol when offered (repeatable)")
     p.add_argument("--timeout", type=float, default=120.0, help="overall run time limit in seconds (default 120)")
     p.add_argument("--max-connections", type=int, default=0, metavar="N",
                    help="exit after N connections have finished (default 0: run until signalled or timeout)")
@@ -152,6 +154,8 @@ async def run(args):
         exts = [e.name for e in ws.protocol.extensions]
         if exts:
             desc += " [%s]" % ",".join(exts)
+        if ws.subprotocol:
+            desc += " subprotocol %s" % ws.subprotocol
         ok = error is None and rcvd is not None and rcvd.code in OK_CLOSE_CODES
         if stats.stopping == "signal":
             out("INFO " + desc + " (closed by server shutdown, not counted)")
@@ -190,6 +194,7 @@ async def run(args):
         logger=logger,
         process_response=process_response,
         ssl=tls,
+        subprotocols=args.subprotocol or None,
     ) as server:
         port = server.sockets[0].getsockname()[1]
         print("permessage-deflate: %s" % ("on" if args.deflate else "off"), file=sys.stderr, flush=True)

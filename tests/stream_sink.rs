@@ -485,3 +485,81 @@ async fn split_sink_and_stream_from_two_tasks_under_select() {
     })
     .await;
 }
+
+/// Four clones of the writer half, each a Sink in its own task, send large messages to a
+/// server that reads slowly and pings between reads, while the reader half (answering the
+/// Pings, so writing too) runs in a fifth task: the socket fills up, so writers wait for
+/// it together, and every one of them must be woken when it drains. Each writer's messages
+/// arrive complete and in its order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writer_clones_as_sinks_share_a_full_socket() {
+    const WRITERS: u8 = 4;
+    const EACH: usize = 40;
+    const SIZE: usize = 64 * 1024;
+    bounded(async {
+        let (listener, url) = tokio_listener().await;
+        let server = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let mut ws = WebSocketStream::accept(stream, quiet_config())
+                .await
+                .unwrap();
+            let mut received = Vec::new();
+            while let Some(message) = ws.recv().await.unwrap() {
+                if let Message::Binary(data) = message {
+                    received.push(data);
+                    if received.len() % 10 == 0 {
+                        ws.send_ping(&[received.len() as u8]).await.unwrap();
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                    }
+                }
+            }
+            received
+        });
+        let (mut reader, writer) = connect(&url).await.split();
+        let reading = tokio::spawn(async move {
+            let mut pings = 0;
+            while let Some(message) = next_message(&mut reader).await {
+                match message {
+                    Message::Ping(_) => pings += 1,
+                    Message::Close { code, .. } => assert_eq!(code.0, 1000),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            pings
+        });
+        let tasks: Vec<_> = (0..WRITERS)
+            .map(|id| {
+                let mut writer = writer.clone();
+                tokio::spawn(async move {
+                    for seq in 0..EACH {
+                        let mut data = vec![id; SIZE];
+                        data[1] = seq as u8;
+                        writer.send(Message::Binary(data)).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let mut writer = writer;
+        SinkExt::close(&mut writer).await.unwrap();
+        let pings = reading.await.unwrap();
+        let received = server.await.unwrap();
+        assert_eq!(received.len(), WRITERS as usize * EACH);
+        assert_eq!(pings, received.len() / 10);
+        let mut next_seq = [0u8; WRITERS as usize];
+        for data in &received {
+            let id = data[0];
+            assert_eq!(data.len(), SIZE);
+            assert_eq!(data[1], next_seq[id as usize], "writer {id} out of order");
+            assert!(
+                data[2..].iter().all(|&b| b == id),
+                "writer {id}'s bytes differ"
+            );
+            next_seq[id as usize] += 1;
+        }
+        assert_eq!(next_seq, [EACH as u8; WRITERS as usize]);
+    })
+    .await;
+}

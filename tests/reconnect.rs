@@ -292,6 +292,45 @@ async fn closing_the_connection_ourselves_ends_the_loop() {
     .await;
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_connection_left_open_is_closed_with_1000_and_replaced() {
+    bounded(async {
+        let (listener, url) = bind().await;
+        let server = tokio::spawn(async move {
+            let mut closes = Vec::new();
+            // The first connection is left open by the client; the second gets a 1008 the
+            // client does not read before it calls `next` again.
+            for then_close in [None, Some("go away")] {
+                let (stream, _) = listener.accept().await.unwrap();
+                let mut ws = WebSocketStream::accept(stream, quiet_config())
+                    .await
+                    .unwrap();
+                if let Some(reason) = then_close {
+                    ws.close(CloseCode::POLICY_VIOLATION, reason).await.unwrap();
+                }
+                while let Some(message) = ws.recv().await.unwrap() {
+                    if let Message::Close { code, reason } = message {
+                        closes.push((code.0, reason));
+                    }
+                }
+            }
+            closes
+        });
+        let mut client = reconnect(&url).jitter(0.0);
+        client.next().await.unwrap().unwrap();
+        client.next().await.unwrap().unwrap();
+        assert_closed_with(client.next().await.map(|_| ()), 1008, "go away");
+        assert_eq!(client.attempts(), 2);
+        // Both got our Close 1000; on the second it crossed the server's 1008, which the
+        // server then saw answered (RFC 6455 §7.1.3).
+        assert_eq!(
+            server.await.unwrap(),
+            [(1000, String::new()), (1000, String::new())]
+        );
+    })
+    .await;
+}
+
 // ----- rejoining ---------------------------------------------------------------------------
 
 #[tokio::test(start_paused = true)]

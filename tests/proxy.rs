@@ -102,13 +102,11 @@ fn close_message() -> Message {
     }
 }
 
-/// Through `proxy` to the echo server at `host:port` with the tokio driver: exact echoes and
-/// a clean close.
-async fn tokio_client_echoes(proxy: &Proxy, host: &str, port: u16) -> Result<(), Error> {
-    let stream = proxy.connect_tokio(host, port).await?;
-    assert!(stream.nodelay().unwrap());
-    let request = ClientRequest::new(&format!("ws://{host}:{port}/")).unwrap();
-    let mut ws = WebSocketStream::client_on(stream, request, Config::default()).await?;
+/// Exact echoes of a text and a binary message, then a clean close, with the tokio driver.
+async fn tokio_exchange<S>(ws: &mut WebSocketStream<S>) -> Result<(), Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     ws.send_text("through the proxy").await?;
     assert_eq!(
         ws.recv().await?,
@@ -123,12 +121,9 @@ async fn tokio_client_echoes(proxy: &Proxy, host: &str, port: u16) -> Result<(),
 }
 
 /// The same with the blocking driver.
-fn blocking_client_echoes(proxy: &Proxy, host: &str, port: u16) -> Result<(), Error> {
-    let stream = proxy.connect_blocking(host, port)?;
-    assert!(stream.nodelay().unwrap());
-    stream.set_read_timeout(Some(LIMIT)).unwrap();
-    let request = ClientRequest::new(&format!("ws://{host}:{port}/")).unwrap();
-    let mut ws = WebSocket::client_on(stream, request, Config::default())?;
+fn blocking_exchange<S: wsproto::drivers::blocking::Transport>(
+    ws: &mut WebSocket<S>,
+) -> Result<(), Error> {
     ws.send_text("through the proxy")?;
     assert_eq!(ws.recv()?, Some(Message::Text("through the proxy".into())));
     ws.send_binary(&binary())?;
@@ -137,6 +132,26 @@ fn blocking_client_echoes(proxy: &Proxy, host: &str, port: u16) -> Result<(), Er
     assert_eq!(ws.recv()?, Some(close_message()));
     assert_eq!(ws.recv()?, None);
     Ok(())
+}
+
+/// Through `proxy` to the echo server at `host:port` with the tokio driver: exact echoes and
+/// a clean close.
+async fn tokio_client_echoes(proxy: &Proxy, host: &str, port: u16) -> Result<(), Error> {
+    let stream = proxy.connect_tokio(host, port).await?;
+    assert!(stream.nodelay().unwrap());
+    let request = ClientRequest::new(&format!("ws://{host}:{port}/")).unwrap();
+    let mut ws = WebSocketStream::client_on(stream, request, Config::default()).await?;
+    tokio_exchange(&mut ws).await
+}
+
+/// The same with the blocking driver.
+fn blocking_client_echoes(proxy: &Proxy, host: &str, port: u16) -> Result<(), Error> {
+    let stream = proxy.connect_blocking(host, port)?;
+    assert!(stream.nodelay().unwrap());
+    stream.set_read_timeout(Some(LIMIT)).unwrap();
+    let request = ClientRequest::new(&format!("ws://{host}:{port}/")).unwrap();
+    let mut ws = WebSocket::client_on(stream, request, Config::default())?;
+    blocking_exchange(&mut ws)
 }
 
 fn proxy_url(scheme_and_auth: &str, proxy: &TestProxy) -> Proxy {
@@ -451,16 +466,7 @@ async fn tokio_connector_echoes(connector: &Connector, url: &str) -> Result<bool
     let request = ClientRequest::new(url).unwrap();
     let mut ws = WebSocketStream::connect_using(request, Config::default(), connector).await?;
     let tls = ws.get_ref().tls().is_some();
-    ws.send_text("through the proxy").await?;
-    assert_eq!(
-        ws.recv().await?,
-        Some(Message::Text("through the proxy".into()))
-    );
-    ws.send_binary(&binary()).await?;
-    assert_eq!(ws.recv().await?, Some(Message::Binary(binary())));
-    ws.close(CloseCode::NORMAL, "").await?;
-    assert_eq!(ws.recv().await?, Some(close_message()));
-    assert_eq!(ws.recv().await?, None);
+    tokio_exchange(&mut ws).await?;
     Ok(tls)
 }
 
@@ -469,13 +475,7 @@ fn blocking_connector_echoes(connector: &Connector, url: &str) -> Result<bool, E
     let request = ClientRequest::new(url).unwrap();
     let mut ws = WebSocket::connect_using(request, Config::default(), connector)?;
     let tls = ws.get_ref().tls().is_some();
-    ws.send_text("through the proxy")?;
-    assert_eq!(ws.recv()?, Some(Message::Text("through the proxy".into())));
-    ws.send_binary(&binary())?;
-    assert_eq!(ws.recv()?, Some(Message::Binary(binary())));
-    ws.close(CloseCode::NORMAL, "")?;
-    assert_eq!(ws.recv()?, Some(close_message()));
-    assert_eq!(ws.recv()?, None);
+    blocking_exchange(&mut ws)?;
     Ok(tls)
 }
 

@@ -321,8 +321,9 @@ fn millis(delay: Duration) -> u64 {
 /// A wait drawn uniformly in `[d − ⌊d·jitter⌋, d]` milliseconds, which lies in
 /// `[d·(1−jitter), d]`.
 fn draw(delay_ms: u64, jitter: f64, entropy: impl FnOnce(&mut [u8])) -> Duration {
-    // Truncation is the floor here: both factors are non-negative.
-    let spread = (delay_ms as f64 * jitter) as u64;
+    // Truncation is the floor here: both factors are non-negative. Past 2^53 the product
+    // can round above `delay_ms` (2^53 + 3 becomes 2^53 + 4): cap it, or the wait underflows.
+    let spread = ((delay_ms as f64 * jitter) as u64).min(delay_ms);
     let mut bytes = [0; 8];
     entropy(&mut bytes);
     // The modulo's bias is below spread / 2^64: nothing a backoff can notice.
@@ -422,6 +423,16 @@ mod tests {
         );
         assert_eq!(draw(1_000, 1.0, fixed(1_000)), Duration::ZERO);
         assert_eq!(draw(0, 0.5, fixed(7)), Duration::ZERO);
+    }
+
+    #[test]
+    fn draw_stays_in_the_bounds_when_the_delay_is_not_a_float() {
+        // 2^53 + 3 rounds up to 2^53 + 4 as an f64: with jitter 1 the spread must still stop
+        // at d, or the wait underflows.
+        const D: u64 = 9_007_199_254_740_995;
+        assert_eq!(draw(D, 1.0, fixed(D)), Duration::ZERO);
+        assert_eq!(draw(D, 1.0, fixed(D + 1)), Duration::from_millis(D));
+        assert_eq!(draw(D, 1.0, fixed(D + 2)), Duration::from_millis(D - 1));
     }
 
     #[test]

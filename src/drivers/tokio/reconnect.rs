@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::connection::ConnectionState;
 use crate::drivers::Connector;
 use crate::drivers::Error;
+use crate::drivers::proxy::{ProxyError, SocksReply};
 use crate::error::Error as ConnectionError;
 use crate::handshake::{ClientRequest, HandshakeError};
 use crate::os_entropy;
@@ -94,8 +95,9 @@ enum Next {
 /// |----------------------------------------------------------------|---------------------------------|
 /// | succeeded                                                      | `Ok(Some(ws))`, backoff reset   |
 /// | IO error, connection refused, a 5xx answer, handshake timeout  | waits the backoff, tries again  |
+/// | a proxy that cannot reach the server (5xx; SOCKS5 failure, unreachable, refused, TTL) or closes during its handshake | waits the backoff, tries again |
 /// | a 4xx answer                                                   | `Err(ReconnectError::Rejected)` |
-/// | anything else (bad URL, 1xx/2xx/3xx, a response breaking RFC 6455 §4.1, TLS) | `Err(ReconnectError::Fatal)` |
+/// | anything else (bad URL, 1xx/2xx/3xx, a response breaking RFC 6455 §4.1, TLS, a proxy refusing this client) | `Err(ReconnectError::Fatal)` |
 ///
 /// **Stop codes.** By default 1003 (unsupported data: this client sends what the server
 /// will never take) and 1008 (policy violation: the server refuses this client). The others
@@ -356,6 +358,20 @@ fn classify(error: Error) -> Next {
             _ => stop(ReconnectError::Fatal(error)),
         },
         Error::Connection(ConnectionError::KeepaliveTimeout) => Next::Retry,
+        // The proxy could not reach the server (a 5xx such as 502 Bad Gateway, or a SOCKS5
+        // failure to connect), or went away itself: the server, or the proxy, may come back.
+        // A refusal of this client (407, 403, SOCKS5 ruleset or credentials) is Fatal below.
+        Error::Proxy(
+            ProxyError::Refused { status: 500..=599 }
+            | ProxyError::Closed
+            | ProxyError::Socks(
+                SocksReply::GeneralFailure
+                | SocksReply::NetworkUnreachable
+                | SocksReply::HostUnreachable
+                | SocksReply::ConnectionRefused
+                | SocksReply::TtlExpired,
+            ),
+        ) => Next::Retry,
         _ => stop(ReconnectError::Fatal(error)),
     }
 }
@@ -475,5 +491,43 @@ mod tests {
             classify(Error::from(HandshakeError::WrongAccept)),
             Next::Stop(Err(ReconnectError::Fatal(_)))
         ));
+    }
+
+    #[test]
+    fn proxy_failures_are_classified() {
+        let proxy = |e: ProxyError| classify(Error::Proxy(e));
+        // The proxy could not reach the server, or went away itself: the server may come back.
+        assert!(matches!(
+            proxy(ProxyError::Refused { status: 502 }),
+            Next::Retry
+        ));
+        assert!(matches!(
+            proxy(ProxyError::Refused { status: 504 }),
+            Next::Retry
+        ));
+        for reply in [1, 3, 4, 5, 6] {
+            assert!(
+                matches!(
+                    proxy(ProxyError::Socks(SocksReply::from_code(reply))),
+                    Next::Retry
+                ),
+                "{reply}"
+            );
+        }
+        assert!(matches!(proxy(ProxyError::Closed), Next::Retry));
+        // The proxy refuses this client: the same request gets the same answer.
+        for refusal in [
+            ProxyError::AuthenticationRequired,
+            ProxyError::Refused { status: 403 },
+            ProxyError::Socks(SocksReply::NotAllowed),
+            ProxyError::SocksAuthRejected,
+            ProxyError::NoAcceptableAuthMethod,
+            ProxyError::Malformed("x"),
+        ] {
+            assert!(
+                matches!(proxy(refusal.clone()), Next::Stop(Err(ReconnectError::Fatal(Error::Proxy(ref e)))) if *e == refusal),
+                "{refusal:?}"
+            );
+        }
     }
 }

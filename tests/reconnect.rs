@@ -435,3 +435,42 @@ async fn a_server_behind_a_proxy_is_rejoined_when_it_comes_back() {
     })
     .await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_next_dropped_while_closing_an_abandoned_connection_still_reconnects() {
+    bounded(async {
+        let (listener, url) = bind().await;
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            // The first connection is never read again: the client's Close goes unanswered.
+            let (stream, _) = listener.accept().await.unwrap();
+            let first = WebSocketStream::accept(stream, quiet_config())
+                .await
+                .unwrap();
+            let (stream, _) = listener.accept().await.unwrap();
+            let mut second = WebSocketStream::accept(stream, quiet_config())
+                .await
+                .unwrap();
+            released.await.unwrap();
+            drop(first);
+            second.close(CloseCode::NORMAL, "").await.unwrap();
+            while second.recv().await.unwrap().is_some() {}
+        });
+        let mut client = reconnect(&url).jitter(0.0);
+        client.next().await.unwrap().unwrap();
+        // Left open: `next` closes it with 1000 and waits (10 s) for the server's Close; the
+        // application gives up on that `next` after 1 s.
+        let gave_up = tokio::time::timeout(Duration::from_secs(1), client.next()).await;
+        assert!(gave_up.is_err(), "the closing handshake cannot finish yet");
+        // The Close on its way is ours, not the application's: the loop goes on.
+        match client.next().await {
+            Ok(Some(_)) => {}
+            other => panic!("expected a new connection, got {other:?}"),
+        }
+        assert_eq!(client.attempts(), 2);
+        release.send(()).unwrap();
+        while let Ok(Some(_)) = client.current().unwrap().recv().await {}
+        server.await.unwrap();
+    })
+    .await;
+}

@@ -155,6 +155,9 @@ pub struct Reconnect {
     stop_codes: Vec<CloseCode>,
     /// The connection lent out by the last `next`.
     current: Option<WebSocketStream<Stream>>,
+    /// `next` found `current` still open and closed it itself: the Close on its way is
+    /// ours, not the application's. Kept if `next` is dropped while finishing it.
+    abandoned: bool,
     /// The upper bound of the next wait, in milliseconds.
     delay_ms: u64,
     /// When the next attempt may start; kept if `next` is dropped while waiting.
@@ -180,6 +183,7 @@ impl Reconnect {
             jitter: 0.5,
             stop_codes: Vec::from([CloseCode::UNSUPPORTED_DATA, CloseCode::POLICY_VIOLATION]),
             current: None,
+            abandoned: false,
             delay_ms: 1_000,
             retry_at: None,
             attempts: 0,
@@ -274,8 +278,9 @@ impl Reconnect {
             return Ok(None);
         }
         if let Some(ws) = self.current.as_mut() {
-            let next = finish(ws, &self.config, &self.stop_codes).await;
+            let next = finish(ws, &self.config, &self.stop_codes, &mut self.abandoned).await;
             self.current = None;
+            self.abandoned = false;
             self.after(next)?;
             if self.finished {
                 return Ok(None);
@@ -377,18 +382,23 @@ fn classify(error: Error) -> Next {
 }
 
 /// Finishes with a connection that was lent out and says what its end leads to.
+/// `abandoned` records, across a cancelled call, that the connection was still open when
+/// finishing began, so that the Close sent then is not taken for the application's.
 async fn finish(
     ws: &mut WebSocketStream<Stream>,
     config: &Config,
     stop_codes: &[CloseCode],
+    abandoned: &mut bool,
 ) -> Next {
     let state = ws.connection().state();
     // Still open: the application stopped reading (after an error, say); close it ourselves.
-    let abandoned = matches!(state, ConnectionState::Open | ConnectionState::Connecting);
+    let open = matches!(state, ConnectionState::Open | ConnectionState::Connecting);
+    *abandoned |= open;
+    let abandoned = *abandoned;
     // Bounded as a whole: a peer that stops reading could block the Close's write too.
     let wait = config.close_timeout.unwrap_or(CLOSE_WAIT);
     let closing = async {
-        if abandoned {
+        if open {
             let _ = ws.close(CloseCode::NORMAL, "").await;
         }
         // Finish the closing handshake, ours or the application's.

@@ -8,13 +8,16 @@
 //! something that never comes, the clock would jump to the bound and fail the test.
 
 mod common;
+#[path = "common/proxies.rs"]
+mod proxies;
 
 use common::quiet_config;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
+use wsproto::drivers::proxy::Proxy;
 use wsproto::drivers::tokio::{Reconnect, ReconnectError, WebSocketStream};
-use wsproto::drivers::{Answer, Error, Message};
+use wsproto::drivers::{Answer, Connector, Error, Message};
 use wsproto::{ClientRequest, CloseCode, HandshakeError};
 
 /// Far more virtual time than any test needs.
@@ -388,6 +391,86 @@ async fn a_server_that_goes_away_and_comes_back_is_rejoined() {
         assert_eq!(client.attempts(), 4);
         assert!(client.next().await.unwrap().is_none());
         assert_eq!(server.await.unwrap(), Duration::from_secs(7));
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_server_behind_a_proxy_is_rejoined_when_it_comes_back() {
+    bounded(async {
+        // The server's port, free for now: the proxy answers 502 Bad Gateway (HTTP) or
+        // X'05' connection refused (SOCKS5) until a server listens there.
+        let (listener, url) = bind().await;
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let http = proxies::http_proxy(proxies::Rules::default()).await;
+        let socks = proxies::socks5_proxy(proxies::Rules::default()).await;
+        for proxy in [
+            Proxy::http("127.0.0.1", http.addr.port()),
+            Proxy::socks5("127.0.0.1", socks.addr.port()),
+        ] {
+            let server = tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(1_500)).await;
+                let listener = TcpListener::bind(addr).await.unwrap();
+                let (stream, _) = listener.accept().await.unwrap();
+                let mut ws = WebSocketStream::accept(stream, quiet_config())
+                    .await
+                    .unwrap();
+                while ws.recv().await.unwrap().is_some() {}
+            });
+            let mut client = reconnect(&url)
+                .jitter(0.0)
+                .connector(Connector::new().proxy(proxy.clone()));
+            // Refused at 0 s and after 1 s; the server is back before the 2 s wait ends.
+            let ws = match client.next().await {
+                Ok(Some(ws)) => ws,
+                other => panic!("expected {proxy:?} to reach the server again, got {other:?}"),
+            };
+            ws.close(CloseCode::NORMAL, "").await.unwrap();
+            while let Ok(Some(_)) = ws.recv().await {}
+            assert_eq!(client.attempts(), 3);
+            assert!(client.next().await.unwrap().is_none());
+            server.await.unwrap();
+        }
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_next_dropped_while_closing_an_abandoned_connection_still_reconnects() {
+    bounded(async {
+        let (listener, url) = bind().await;
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            // The first connection is never read again: the client's Close goes unanswered.
+            let (stream, _) = listener.accept().await.unwrap();
+            let first = WebSocketStream::accept(stream, quiet_config())
+                .await
+                .unwrap();
+            let (stream, _) = listener.accept().await.unwrap();
+            let mut second = WebSocketStream::accept(stream, quiet_config())
+                .await
+                .unwrap();
+            released.await.unwrap();
+            drop(first);
+            second.close(CloseCode::NORMAL, "").await.unwrap();
+            while second.recv().await.unwrap().is_some() {}
+        });
+        let mut client = reconnect(&url).jitter(0.0);
+        client.next().await.unwrap().unwrap();
+        // Left open: `next` closes it with 1000 and waits (10 s) for the server's Close; the
+        // application gives up on that `next` after 1 s.
+        let gave_up = tokio::time::timeout(Duration::from_secs(1), client.next()).await;
+        assert!(gave_up.is_err(), "the closing handshake cannot finish yet");
+        // The Close on its way is ours, not the application's: the loop goes on.
+        match client.next().await {
+            Ok(Some(_)) => {}
+            other => panic!("expected a new connection, got {other:?}"),
+        }
+        assert_eq!(client.attempts(), 2);
+        release.send(()).unwrap();
+        while let Ok(Some(_)) = client.current().unwrap().recv().await {}
+        server.await.unwrap();
     })
     .await;
 }

@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::connection::ConnectionState;
 use crate::drivers::Connector;
 use crate::drivers::Error;
+use crate::drivers::proxy::{ProxyError, SocksReply};
 use crate::error::Error as ConnectionError;
 use crate::handshake::{ClientRequest, HandshakeError};
 use crate::os_entropy;
@@ -94,8 +95,9 @@ enum Next {
 /// |----------------------------------------------------------------|---------------------------------|
 /// | succeeded                                                      | `Ok(Some(ws))`, backoff reset   |
 /// | IO error, connection refused, a 5xx answer, handshake timeout  | waits the backoff, tries again  |
+/// | a proxy that cannot reach the server (5xx; SOCKS5 failure, unreachable, refused, TTL) or closes during its handshake | waits the backoff, tries again |
 /// | a 4xx answer                                                   | `Err(ReconnectError::Rejected)` |
-/// | anything else (bad URL, 1xx/2xx/3xx, a response breaking RFC 6455 §4.1, TLS) | `Err(ReconnectError::Fatal)` |
+/// | anything else (bad URL, 1xx/2xx/3xx, a response breaking RFC 6455 §4.1, TLS, a proxy refusing this client) | `Err(ReconnectError::Fatal)` |
 ///
 /// **Stop codes.** By default 1003 (unsupported data: this client sends what the server
 /// will never take) and 1008 (policy violation: the server refuses this client). The others
@@ -153,6 +155,9 @@ pub struct Reconnect {
     stop_codes: Vec<CloseCode>,
     /// The connection lent out by the last `next`.
     current: Option<WebSocketStream<Stream>>,
+    /// `next` found `current` still open and closed it itself: the Close on its way is
+    /// ours, not the application's. Kept if `next` is dropped while finishing it.
+    abandoned: bool,
     /// The upper bound of the next wait, in milliseconds.
     delay_ms: u64,
     /// When the next attempt may start; kept if `next` is dropped while waiting.
@@ -178,6 +183,7 @@ impl Reconnect {
             jitter: 0.5,
             stop_codes: Vec::from([CloseCode::UNSUPPORTED_DATA, CloseCode::POLICY_VIOLATION]),
             current: None,
+            abandoned: false,
             delay_ms: 1_000,
             retry_at: None,
             attempts: 0,
@@ -272,8 +278,9 @@ impl Reconnect {
             return Ok(None);
         }
         if let Some(ws) = self.current.as_mut() {
-            let next = finish(ws, &self.config, &self.stop_codes).await;
+            let next = finish(ws, &self.config, &self.stop_codes, &mut self.abandoned).await;
             self.current = None;
+            self.abandoned = false;
             self.after(next)?;
             if self.finished {
                 return Ok(None);
@@ -321,8 +328,9 @@ fn millis(delay: Duration) -> u64 {
 /// A wait drawn uniformly in `[d − ⌊d·jitter⌋, d]` milliseconds, which lies in
 /// `[d·(1−jitter), d]`.
 fn draw(delay_ms: u64, jitter: f64, entropy: impl FnOnce(&mut [u8])) -> Duration {
-    // Truncation is the floor here: both factors are non-negative.
-    let spread = (delay_ms as f64 * jitter) as u64;
+    // Truncation is the floor here: both factors are non-negative. Past 2^53 the product
+    // can round above `delay_ms` (2^53 + 3 becomes 2^53 + 4): cap it, or the wait underflows.
+    let spread = ((delay_ms as f64 * jitter) as u64).min(delay_ms);
     let mut bytes = [0; 8];
     entropy(&mut bytes);
     // The modulo's bias is below spread / 2^64: nothing a backoff can notice.
@@ -355,23 +363,42 @@ fn classify(error: Error) -> Next {
             _ => stop(ReconnectError::Fatal(error)),
         },
         Error::Connection(ConnectionError::KeepaliveTimeout) => Next::Retry,
+        // The proxy could not reach the server (a 5xx such as 502 Bad Gateway, or a SOCKS5
+        // failure to connect), or went away itself: the server, or the proxy, may come back.
+        // A refusal of this client (407, 403, SOCKS5 ruleset or credentials) is Fatal below.
+        Error::Proxy(
+            ProxyError::Refused { status: 500..=599 }
+            | ProxyError::Closed
+            | ProxyError::Socks(
+                SocksReply::GeneralFailure
+                | SocksReply::NetworkUnreachable
+                | SocksReply::HostUnreachable
+                | SocksReply::ConnectionRefused
+                | SocksReply::TtlExpired,
+            ),
+        ) => Next::Retry,
         _ => stop(ReconnectError::Fatal(error)),
     }
 }
 
 /// Finishes with a connection that was lent out and says what its end leads to.
+/// `abandoned` records, across a cancelled call, that the connection was still open when
+/// finishing began, so that the Close sent then is not taken for the application's.
 async fn finish(
     ws: &mut WebSocketStream<Stream>,
     config: &Config,
     stop_codes: &[CloseCode],
+    abandoned: &mut bool,
 ) -> Next {
     let state = ws.connection().state();
     // Still open: the application stopped reading (after an error, say); close it ourselves.
-    let abandoned = matches!(state, ConnectionState::Open | ConnectionState::Connecting);
+    let open = matches!(state, ConnectionState::Open | ConnectionState::Connecting);
+    *abandoned |= open;
+    let abandoned = *abandoned;
     // Bounded as a whole: a peer that stops reading could block the Close's write too.
     let wait = config.close_timeout.unwrap_or(CLOSE_WAIT);
     let closing = async {
-        if abandoned {
+        if open {
             let _ = ws.close(CloseCode::NORMAL, "").await;
         }
         // Finish the closing handshake, ours or the application's.
@@ -425,6 +452,16 @@ mod tests {
     }
 
     #[test]
+    fn draw_stays_in_the_bounds_when_the_delay_is_not_a_float() {
+        // 2^53 + 3 rounds up to 2^53 + 4 as an f64: with jitter 1 the spread must still stop
+        // at d, or the wait underflows.
+        const D: u64 = 9_007_199_254_740_995;
+        assert_eq!(draw(D, 1.0, fixed(D)), Duration::ZERO);
+        assert_eq!(draw(D, 1.0, fixed(D + 1)), Duration::from_millis(D));
+        assert_eq!(draw(D, 1.0, fixed(D + 2)), Duration::from_millis(D - 1));
+    }
+
+    #[test]
     fn grow_multiplies_up_to_the_max() {
         let mut d = 1_000;
         let mut seen = Vec::new();
@@ -464,5 +501,43 @@ mod tests {
             classify(Error::from(HandshakeError::WrongAccept)),
             Next::Stop(Err(ReconnectError::Fatal(_)))
         ));
+    }
+
+    #[test]
+    fn proxy_failures_are_classified() {
+        let proxy = |e: ProxyError| classify(Error::Proxy(e));
+        // The proxy could not reach the server, or went away itself: the server may come back.
+        assert!(matches!(
+            proxy(ProxyError::Refused { status: 502 }),
+            Next::Retry
+        ));
+        assert!(matches!(
+            proxy(ProxyError::Refused { status: 504 }),
+            Next::Retry
+        ));
+        for reply in [1, 3, 4, 5, 6] {
+            assert!(
+                matches!(
+                    proxy(ProxyError::Socks(SocksReply::from_code(reply))),
+                    Next::Retry
+                ),
+                "{reply}"
+            );
+        }
+        assert!(matches!(proxy(ProxyError::Closed), Next::Retry));
+        // The proxy refuses this client: the same request gets the same answer.
+        for refusal in [
+            ProxyError::AuthenticationRequired,
+            ProxyError::Refused { status: 403 },
+            ProxyError::Socks(SocksReply::NotAllowed),
+            ProxyError::SocksAuthRejected,
+            ProxyError::NoAcceptableAuthMethod,
+            ProxyError::Malformed("x"),
+        ] {
+            assert!(
+                matches!(proxy(refusal.clone()), Next::Stop(Err(ReconnectError::Fatal(Error::Proxy(ref e)))) if *e == refusal),
+                "{refusal:?}"
+            );
+        }
     }
 }

@@ -595,3 +595,42 @@ async fn connector_reports_the_407_of_wrong_credentials_for_wss() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_proxy_times_out_within_the_handshake_timeout() {
+    // A proxy that accepts and never answers.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    let connector = Connector::new().proxy(Proxy::parse(&format!("http://{addr}")).unwrap());
+    let config = Config::default().handshake_timeout(Some(Duration::from_millis(200)));
+    let request = ClientRequest::new("ws://localhost:9/").unwrap();
+    let assert_timed_out = |error: Error, started: std::time::Instant| {
+        let Error::Io(io) = &error else {
+            panic!("{error:?}")
+        };
+        assert_eq!(io.kind(), std::io::ErrorKind::TimedOut);
+        assert_eq!(io.to_string(), "the proxy handshake timed out");
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(200), "{waited:?}");
+    };
+    let started = std::time::Instant::now();
+    let error = bounded(WebSocketStream::connect_using(
+        request.clone(),
+        config.clone(),
+        &connector,
+    ))
+    .await
+    .unwrap_err();
+    assert_timed_out(error, started);
+    let started = std::time::Instant::now();
+    let error =
+        off_runtime(move || WebSocket::connect_using(request, config, &connector).unwrap_err())
+            .await;
+    assert_timed_out(error, started);
+}

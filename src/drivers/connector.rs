@@ -193,9 +193,10 @@ impl Connector {
     }
 
     /// The TCP connection to `request`'s server for the blocking driver, through the proxy
-    /// if there is one (its handshake bounded by `config.handshake_timeout`), with
-    /// `TCP_NODELAY` on: every frame is written whole, so Nagle's delay would only hold back
-    /// small messages.
+    /// if there is one, with `TCP_NODELAY` on: every frame is written whole, so Nagle's delay
+    /// would only hold back small messages. `config.handshake_timeout` bounds each connect
+    /// attempt and each read and write of the proxy's handshake (blocking sockets have no
+    /// overall deadline).
     #[cfg(feature = "blocking")]
     fn tcp_blocking(
         &self,
@@ -208,13 +209,14 @@ impl Connector {
                 .connect_blocking_within(host, port, config.handshake_timeout)
                 .map_err(proxy_timed_out);
         }
-        let stream = std::net::TcpStream::connect((host, port))?;
+        let stream = super::tcp_connect_blocking(host, port, config.handshake_timeout)?;
         stream.set_nodelay(true)?;
         Ok(stream)
     }
 
     /// The TCP connection to `request`'s server for the tokio driver, through the proxy if
-    /// there is one (its handshake bounded by `config.handshake_timeout`), `TCP_NODELAY` on.
+    /// there is one, `TCP_NODELAY` on; the connect and the proxy's handshake together are
+    /// bounded by `config.handshake_timeout`.
     #[cfg(feature = "tokio")]
     async fn tcp_tokio(
         &self,
@@ -222,27 +224,35 @@ impl Connector {
         config: &Config,
     ) -> Result<::tokio::net::TcpStream, Error> {
         let (host, port) = (request.host(), request.port());
-        if let Some(proxy) = self.proxy_for(request)? {
-            let tunnel = proxy.connect_tokio(host, port);
-            return match config.handshake_timeout {
-                Some(limit) => ::tokio::time::timeout(limit, tunnel)
-                    .await
-                    .map_err(|_| Error::Io(proxy_timeout()))?,
-                None => tunnel.await,
-            };
+        let proxy = self.proxy_for(request)?;
+        let connect = async {
+            match &proxy {
+                Some(proxy) => proxy.connect_tokio(host, port).await,
+                None => {
+                    let stream = ::tokio::net::TcpStream::connect((host, port)).await?;
+                    stream.set_nodelay(true)?;
+                    Ok(stream)
+                }
+            }
+        };
+        match config.handshake_timeout {
+            Some(limit) => ::tokio::time::timeout(limit, connect)
+                .await
+                .map_err(|_| Error::Io(connect_timeout(proxy.is_some())))?,
+            None => connect.await,
         }
-        let stream = ::tokio::net::TcpStream::connect((host, port)).await?;
-        stream.set_nodelay(true)?;
-        Ok(stream)
     }
 }
 
-/// The error of a proxy handshake that outlasted `Config::handshake_timeout`.
-fn proxy_timeout() -> std::io::Error {
-    std::io::Error::new(
-        std::io::ErrorKind::TimedOut,
-        "the proxy handshake timed out",
-    )
+/// The error of a connect (`through_proxy`: and the proxy's handshake) that outlasted
+/// `Config::handshake_timeout`.
+fn connect_timeout(through_proxy: bool) -> std::io::Error {
+    let what = if through_proxy {
+        "the proxy handshake timed out"
+    } else {
+        "connecting timed out"
+    };
+    std::io::Error::new(std::io::ErrorKind::TimedOut, what)
 }
 
 /// A socket timeout during the blocking proxy handshake, said as such.
@@ -255,7 +265,7 @@ fn proxy_timed_out(error: Error) -> Error {
                 std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
             ) =>
         {
-            Error::Io(proxy_timeout())
+            Error::Io(connect_timeout(true))
         }
         other => other,
     }

@@ -168,6 +168,33 @@ pub(crate) fn apply_answer(conn: &mut Connection, answer: Answer) -> Result<(), 
     }
 }
 
+/// A TCP connection to `host:port`: each of its addresses tried in turn, each attempt bounded
+/// by `limit` (`None`: the system's own connect timeout, which can be minutes).
+#[cfg(feature = "blocking")]
+pub(crate) fn tcp_connect_blocking(
+    host: &str,
+    port: u16,
+    limit: Option<core::time::Duration>,
+) -> std::io::Result<std::net::TcpStream> {
+    use std::net::{TcpStream, ToSocketAddrs};
+    let Some(limit) = limit else {
+        return TcpStream::connect((host, port));
+    };
+    let mut last = None;
+    for addr in (host, port).to_socket_addrs()? {
+        match TcpStream::connect_timeout(&addr, limit) {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the host name resolved to no address",
+        )
+    }))
+}
+
 /// What a failed write means: after the closing handshake the peer may reset the stream
 /// before our last bytes reach it, and the connection is over either way (the stream counts
 /// as shut); any other error is the caller's.

@@ -312,7 +312,7 @@ impl Proxy {
     ) -> Result<std::net::TcpStream, Error> {
         use std::io::{ErrorKind, Read, Write};
         let mut handshake = ProxyHandshake::new(self, host, port)?;
-        let mut stream = std::net::TcpStream::connect((self.host.as_str(), self.port))?;
+        let mut stream = super::tcp_connect_blocking(&self.host, self.port, limit)?;
         stream.set_nodelay(true)?;
         stream.set_read_timeout(limit)?;
         stream.set_write_timeout(limit)?;

@@ -30,6 +30,12 @@ pub enum HandshakeError {
     /// RFC 6455 §4.2.1 item 1: the method is not `GET`.
     #[error("method not allowed: expected GET")]
     MethodNotGet,
+    /// RFC 8441 §4: an HTTP/2 (or later) request whose method is not `CONNECT`.
+    #[error("method not allowed: expected CONNECT")]
+    MethodNotConnect,
+    /// RFC 8441 §5: an HTTP/2 (or later) CONNECT without a `:protocol` of `websocket`.
+    #[error("missing :protocol websocket pseudo-header")]
+    MissingProtocol,
     /// RFC 6455 §4.2.1 item 1: the request is older than HTTP/1.1.
     #[error("unsupported HTTP version: expected HTTP/1.1")]
     HttpVersion,
@@ -124,10 +130,11 @@ impl HandshakeError {
             | Self::MissingHost
             | Self::MissingUpgrade
             | Self::MissingConnectionUpgrade
+            | Self::MissingProtocol
             | Self::MissingKey
             | Self::InvalidKey
             | Self::MalformedExtensions(_) => Some(400),
-            Self::MethodNotGet => Some(405),
+            Self::MethodNotGet | Self::MethodNotConnect => Some(405),
             Self::UnsupportedVersion => Some(426),
             Self::HeadTooLarge | Self::TooManyHeaders => Some(431),
             Self::OriginNotAllowed => Some(403),

@@ -1,5 +1,6 @@
 //! Server side of the opening handshake: request validation (RFC 6455 §4.2) and responses.
 
+use alloc::borrow::Cow;
 use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
@@ -130,12 +131,7 @@ pub(crate) fn check_origin(
 /// Parses and validates a complete request head (ending in `\r\n\r\n`).
 ///
 /// Checks run in this order, so the answer is the most specific status that applies:
-/// HTTP syntax (400, or 431 for more than `max_headers` headers), method `GET` (405),
-/// HTTP/1.1 (400), request target (400), `Host` (400), `Upgrade: websocket` (400),
-/// `Connection: upgrade` (400), `Sec-WebSocket-Version: 13` (426), `Sec-WebSocket-Key` (400),
-/// then `Origin`, `Sec-WebSocket-Protocol` and `Sec-WebSocket-Extensions` syntax (400).
-/// The version comes before the key because pre-RFC drafts send no `Sec-WebSocket-Key` and
-/// are best answered with 426 and `Sec-WebSocket-Version: 13`.
+/// HTTP syntax (400, or 431 for more than `max_headers` headers), then [`validate`]'s checks.
 ///
 /// # Errors
 ///
@@ -160,45 +156,136 @@ pub(crate) fn parse_request(head: &[u8], max_headers: usize) -> Result<Request, 
     else {
         return Err(malformed("incomplete request line"));
     };
-    let headers = owned_headers(parsed.headers);
+    validate(RequestHead {
+        method,
+        version: if version == 1 {
+            HttpVersion::Http11
+        } else {
+            HttpVersion::Older
+        },
+        target,
+        headers: owned_headers(parsed.headers),
+        authority: None,
+        protocol: None,
+    })
+}
 
-    // RFC 6455 §4.2.1 item 1: an HTTP/1.1 or higher GET request. Methods are case-sensitive.
-    if method != "GET" {
-        return Err(HandshakeError::MethodNotGet);
-    }
-    if version != 1 {
-        return Err(HandshakeError::HttpVersion);
+/// The HTTP version of a request head, as far as the handshake rules care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HttpVersion {
+    /// HTTP/1.0 or older: no upgrade is possible (RFC 6455 §4.2.1 item 1).
+    Older,
+    /// HTTP/1.1: the RFC 6455 §4.2.1 `GET` + `Upgrade` handshake.
+    Http11,
+    /// HTTP/2 or later: the RFC 8441 (and RFC 9220) extended CONNECT.
+    Http2OrLater,
+}
+
+/// A request head as the validation reads it, whichever parser produced it: the bytes-in
+/// path's httparse or the `http` crate's types.
+#[derive(Debug)]
+pub(crate) struct RequestHead<'a> {
+    /// The method, case-sensitive.
+    pub(crate) method: &'a str,
+    pub(crate) version: HttpVersion,
+    /// The request target as sent (HTTP/1.1), or the URI the HTTP/2 pseudo-headers make.
+    pub(crate) target: &'a str,
+    /// Every header field; repeated names keep every value, in order.
+    pub(crate) headers: Headers,
+    /// HTTP/2 and later: the `:authority` pseudo-header, which stands for `Host`.
+    pub(crate) authority: Option<&'a str>,
+    /// HTTP/2 and later: the `:protocol` pseudo-header of an extended CONNECT (RFC 8441 §4).
+    pub(crate) protocol: Option<&'a str>,
+}
+
+/// Validates a request head against RFC 6455 §4.2.1, or RFC 8441 §4-5 for HTTP/2 and later.
+///
+/// HTTP/1.x checks run in this order, so the answer is the most specific status that applies:
+/// method `GET` (405), HTTP/1.1 (400), request target (400), `Host` (400),
+/// `Upgrade: websocket` (400), `Connection: upgrade` (400), `Sec-WebSocket-Version: 13` (426),
+/// `Sec-WebSocket-Key` (400), then `Origin`, `Sec-WebSocket-Protocol` and
+/// `Sec-WebSocket-Extensions` syntax (400). The version comes before the key because pre-RFC
+/// drafts send no `Sec-WebSocket-Key` and are best answered with 426 and
+/// `Sec-WebSocket-Version: 13`.
+///
+/// HTTP/2 and later (RFC 8441): method `CONNECT` (405), `:protocol` `websocket` (400), target
+/// (400), `:authority` or `Host` (400), `Sec-WebSocket-Version: 13` (426), then the same
+/// `Origin`, subprotocol and extension checks. There is no key, `Upgrade` or `Connection`.
+///
+/// # Errors
+///
+/// The [`HandshakeError`] for the first failed check.
+pub(crate) fn validate(head: RequestHead<'_>) -> Result<Request, HandshakeError> {
+    let malformed = |reason: &str| HandshakeError::MalformedRequest(reason.into());
+    let RequestHead {
+        method,
+        version,
+        target,
+        headers,
+        authority,
+        protocol,
+    } = head;
+    let extended_connect = version == HttpVersion::Http2OrLater;
+
+    if extended_connect {
+        // RFC 8441 §4: an extended CONNECT, whose `:protocol` names the protocol to run.
+        if method != "CONNECT" {
+            return Err(HandshakeError::MethodNotConnect);
+        }
+        // RFC 8441 §5: the `:protocol` pseudo-header field MUST be "websocket".
+        if protocol != Some("websocket") {
+            return Err(HandshakeError::MissingProtocol);
+        }
+    } else {
+        // RFC 6455 §4.2.1 item 1: an HTTP/1.1 or higher GET request. Methods are
+        // case-sensitive.
+        if method != "GET" {
+            return Err(HandshakeError::MethodNotGet);
+        }
+        if version != HttpVersion::Http11 {
+            return Err(HandshakeError::HttpVersion);
+        }
     }
     let (path, query) = split_target(target).ok_or(HandshakeError::InvalidRequestTarget)?;
 
-    // RFC 6455 §4.2.1 item 2: a Host header field; RFC 7230 §5.4: exactly one.
-    let host = single_value(&headers, "Host")
+    // RFC 6455 §4.2.1 item 2: a Host header field; RFC 7230 §5.4: exactly one. RFC 8441 §4
+    // (with RFC 9113 §8.3.1): HTTP/2 carries it as `:authority`.
+    let host = authority
+        .map(str::as_bytes)
+        .or_else(|| single_value(&headers, "Host"))
         .and_then(utf8)
         .filter(|h| !h.is_empty())
         .ok_or(HandshakeError::MissingHost)?;
 
-    // RFC 6455 §4.2.1 items 3 and 4: Upgrade includes "websocket", Connection includes
-    // "Upgrade", both case-insensitive.
-    if !super::has_token(&headers, "Upgrade", "websocket") {
-        return Err(HandshakeError::MissingUpgrade);
-    }
-    if !super::has_token(&headers, "Connection", "upgrade") {
-        return Err(HandshakeError::MissingConnectionUpgrade);
+    if !extended_connect {
+        // RFC 6455 §4.2.1 items 3 and 4: Upgrade includes "websocket", Connection includes
+        // "Upgrade", both case-insensitive.
+        if !super::has_token(&headers, "Upgrade", "websocket") {
+            return Err(HandshakeError::MissingUpgrade);
+        }
+        if !super::has_token(&headers, "Connection", "upgrade") {
+            return Err(HandshakeError::MissingConnectionUpgrade);
+        }
     }
 
-    // RFC 6455 §4.2.1 item 6: Sec-WebSocket-Version MUST be 13.
+    // RFC 6455 §4.2.1 item 6: Sec-WebSocket-Version MUST be 13; RFC 8441 §5 keeps it.
     if single_value(&headers, "Sec-WebSocket-Version") != Some(b"13".as_slice()) {
         return Err(HandshakeError::UnsupportedVersion);
     }
 
     // RFC 6455 §4.2.1 item 5: a base64-encoded 16-byte nonce; §11.3.1: at most once.
-    let key = match header_values(&headers, "Sec-WebSocket-Key").count() {
-        0 => return Err(HandshakeError::MissingKey),
-        1 => single_value(&headers, "Sec-WebSocket-Key")
-            .filter(|key| STANDARD.decode(key).is_ok_and(|nonce| nonce.len() == 16))
-            .and_then(utf8)
-            .ok_or(HandshakeError::InvalidKey)?,
-        _ => return Err(HandshakeError::InvalidKey),
+    // RFC 8441 §5: HTTP/2 has no key (nor Sec-WebSocket-Accept); one sent is ignored.
+    let key = if extended_connect {
+        String::new()
+    } else {
+        match header_values(&headers, "Sec-WebSocket-Key").count() {
+            0 => return Err(HandshakeError::MissingKey),
+            1 => single_value(&headers, "Sec-WebSocket-Key")
+                .filter(|key| STANDARD.decode(key).is_ok_and(|nonce| nonce.len() == 16))
+                .and_then(utf8)
+                .ok_or(HandshakeError::InvalidKey)?,
+            _ => return Err(HandshakeError::InvalidKey),
+        }
     };
 
     // RFC 6455 §4.2.1 item 7 and RFC 6454 §7.3: one ASCII origin. Two or a garbled one would
@@ -346,31 +433,54 @@ impl Accept {
     }
 }
 
-/// Writes the `101 Switching Protocols` response (RFC 6455 §4.2.2 item 5) for `request`.
+/// The headers of the answer accepting `request`, in the order they are written.
 ///
-/// `accept` must have passed [`Accept::check`] for this request. `extensions_header` is the
-/// negotiated `Sec-WebSocket-Extensions` value, `None` if no extension was accepted.
+/// HTTP/1.1 (a 101): `Upgrade`, `Connection` and `Sec-WebSocket-Accept` (RFC 6455 §4.2.2
+/// item 5); an HTTP/2 extended CONNECT (a 200) has none of them (RFC 8441 §5). Then the
+/// subprotocol, the negotiated `Sec-WebSocket-Extensions` value (`extensions_header`, `None`
+/// if no extension was accepted) and the application's headers. `accept` must have passed
+/// [`Accept::check`] for this request.
+pub(crate) fn accept_headers<'a>(
+    request: &Request,
+    accept: &'a Accept,
+    extensions_header: Option<&'a str>,
+    extended_connect: bool,
+) -> Vec<(&'a str, Cow<'a, str>)> {
+    debug_assert_eq!(accept.check(request), Ok(()));
+    let mut headers = Vec::new();
+    if !extended_connect {
+        headers.push(("Upgrade", Cow::Borrowed("websocket")));
+        headers.push(("Connection", Cow::Borrowed("Upgrade")));
+        // RFC 6455 §4.2.2 item 5.4: the accept value proves the server read this key.
+        let accept_value = accept_key(request.key().as_bytes());
+        headers.push(("Sec-WebSocket-Accept", Cow::Owned(accept_value)));
+    }
+    if let Some(subprotocol) = &accept.subprotocol {
+        headers.push((
+            "Sec-WebSocket-Protocol",
+            Cow::Borrowed(subprotocol.as_str()),
+        ));
+    }
+    if let Some(extensions) = extensions_header {
+        debug_assert!(!extensions.is_empty() && is_header_value(extensions));
+        headers.push(("Sec-WebSocket-Extensions", Cow::Borrowed(extensions)));
+    }
+    for (name, value) in &accept.headers {
+        headers.push((name.as_str(), Cow::Borrowed(value.as_str())));
+    }
+    headers
+}
+
+/// Writes the `101 Switching Protocols` response (RFC 6455 §4.2.2 item 5) for `request`, with
+/// the [`accept_headers`] of an HTTP/1.1 handshake.
 pub(crate) fn write_accept(
     out: &mut Vec<u8>,
     request: &Request,
     accept: &Accept,
     extensions_header: Option<&str>,
 ) {
-    debug_assert_eq!(accept.check(request), Ok(()));
     out.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\n");
-    write_header(out, "Upgrade", b"websocket");
-    write_header(out, "Connection", b"Upgrade");
-    // RFC 6455 §4.2.2 item 5.4: the accept value proves the server read this key.
-    let accept_value = accept_key(request.key().as_bytes());
-    write_header(out, "Sec-WebSocket-Accept", accept_value.as_bytes());
-    if let Some(subprotocol) = &accept.subprotocol {
-        write_header(out, "Sec-WebSocket-Protocol", subprotocol.as_bytes());
-    }
-    if let Some(extensions) = extensions_header {
-        debug_assert!(!extensions.is_empty() && is_header_value(extensions));
-        write_header(out, "Sec-WebSocket-Extensions", extensions.as_bytes());
-    }
-    for (name, value) in &accept.headers {
+    for (name, value) in accept_headers(request, accept, extensions_header, false) {
         write_header(out, name, value.as_bytes());
     }
     out.extend_from_slice(b"\r\n");
@@ -407,41 +517,97 @@ pub(crate) fn write_rejection(
     body: &[u8],
 ) {
     debug_assert_eq!(check_rejection(status, headers), Ok(()));
-    write_response(out, status, headers, b"close", body);
+    write_response(out, status, headers, "close", body);
 }
 
-/// Writes the response a server owes for a failed handshake: `err.status()`, a one-line text
-/// body, `Allow: GET` for 405 (RFC 9110 §15.5.6) and, for 426, `Upgrade: websocket` (RFC 9110
-/// §15.5.22) plus `Sec-WebSocket-Version: 13` (RFC 6455 §4.2.2).
+/// The response a server owes for a failed handshake.
+#[derive(Debug)]
+pub(crate) struct ErrorResponse {
+    pub(crate) status: u16,
+    /// Every header, in the order written, `Content-Type` and `Content-Length` included.
+    pub(crate) headers: Vec<(&'static str, Cow<'static, str>)>,
+    /// A one-line text body: the error's message.
+    pub(crate) body: String,
+}
+
+/// The response a server owes for a failed handshake: `err.status()`, a one-line text body,
+/// `Allow: GET` for 405 (RFC 9110 §15.5.6; `Allow: CONNECT` when an HTTP/2 request was not an
+/// extended CONNECT) and, for 426, `Upgrade: websocket` (RFC 9110 §15.5.22) plus
+/// `Sec-WebSocket-Version: 13` (RFC 6455 §4.2.2), then `Connection: close`.
+///
+/// `None` for client-side errors, which have no status.
+pub(crate) fn error_response(err: &HandshakeError) -> Option<ErrorResponse> {
+    let status = err.status()?;
+    let mut body = err.to_string();
+    body.push('\n');
+    let (headers, connection): (&[(&'static str, &'static str)], _) = match (status, err) {
+        (405, HandshakeError::MethodNotConnect) => (&[("Allow", "CONNECT")], "close"),
+        (405, _) => (&[("Allow", "GET")], "close"),
+        // RFC 9110 §7.8: a sender of Upgrade MUST also list "upgrade" in Connection.
+        (426, _) => (
+            &[("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13")],
+            "Upgrade, close",
+        ),
+        _ => (&[], "close"),
+    };
+    let headers = response_headers(headers, connection, body.len());
+    Some(ErrorResponse {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// Writes the [`error_response`] a server owes for a failed handshake.
 ///
 /// Writes nothing for client-side errors, which have no status.
 pub(crate) fn write_error_response(out: &mut Vec<u8>, err: &HandshakeError) {
-    let Some(status) = err.status() else {
+    let Some(response) = error_response(err) else {
         return;
     };
-    let mut body = err.to_string();
-    body.push('\n');
-    match status {
-        405 => write_response(out, status, &[("Allow", "GET")], b"close", body.as_bytes()),
-        // RFC 9110 §7.8: a sender of Upgrade MUST also list "upgrade" in Connection.
-        426 => write_response(
-            out,
-            status,
-            &[("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13")],
-            b"Upgrade, close",
-            body.as_bytes(),
-        ),
-        _ => write_response(out, status, &[], b"close", body.as_bytes()),
-    }
+    write_head(out, response.status, &response.headers);
+    out.extend_from_slice(response.body.as_bytes());
 }
 
 fn write_response(
     out: &mut Vec<u8>,
     status: u16,
     headers: &[(&str, &str)],
-    connection: &[u8],
+    connection: &str,
     body: &[u8],
 ) {
+    write_head(
+        out,
+        status,
+        &response_headers(headers, connection, body.len()),
+    );
+    out.extend_from_slice(body);
+}
+
+/// The headers of a response with a body: the given ones, `Connection`, a
+/// `Content-Type: text/plain; charset=utf-8` unless one was given, and `Content-Length`.
+fn response_headers<'a>(
+    headers: &[(&'a str, &'a str)],
+    connection: &'a str,
+    body_len: usize,
+) -> Vec<(&'a str, Cow<'a, str>)> {
+    let mut out: Vec<_> = headers
+        .iter()
+        .map(|&(name, value)| (name, Cow::Borrowed(value)))
+        .collect();
+    out.push(("Connection", Cow::Borrowed(connection)));
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("Content-Type"))
+    {
+        out.push(("Content-Type", Cow::Borrowed("text/plain; charset=utf-8")));
+    }
+    out.push(("Content-Length", Cow::Owned(body_len.to_string())));
+    out
+}
+
+/// Writes a status line and headers, up to and including the blank line.
+fn write_head(out: &mut Vec<u8>, status: u16, headers: &[(&str, Cow<'_, str>)]) {
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.to_string().as_bytes());
     out.push(b' ');
@@ -450,16 +616,7 @@ fn write_response(
     for (name, value) in headers {
         write_header(out, name, value.as_bytes());
     }
-    write_header(out, "Connection", connection);
-    if !headers
-        .iter()
-        .any(|(name, _)| name.eq_ignore_ascii_case("Content-Type"))
-    {
-        write_header(out, "Content-Type", b"text/plain; charset=utf-8");
-    }
-    write_header(out, "Content-Length", body.len().to_string().as_bytes());
     out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(body);
 }
 
 /// RFC 9110 §15: the reason phrase for `status`; empty (which RFC 7230 §3.1.2 allows) if unknown.

@@ -46,6 +46,8 @@ pub use entropy::Entropy;
 pub use entropy::os_entropy;
 pub use error::{Error, ProtocolError, UsageError};
 pub use event::{Event, MessageKind};
+#[cfg(feature = "http")]
+pub use handshake::http as handshake_http;
 pub use handshake::{
     Accept, BuildError, ClientRequest, ExtensionOffer, HandshakeError, Request, Response, UrlError,
 };

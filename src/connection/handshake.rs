@@ -113,6 +113,21 @@ impl Connection {
         Ok(true)
     }
 
+    /// Server: a connection whose handshake was answered outside it (the `http`-types
+    /// handshake), open from the start with what that answer agreed: the extensions
+    /// `negotiated` by [`extension::accept_offers`] and the `subprotocol` selected.
+    #[cfg(feature = "http")]
+    pub(crate) fn accepted_server(
+        config: crate::Config,
+        negotiated: &Negotiated,
+        subprotocol: Option<&str>,
+    ) -> Self {
+        let mut conn = Self::upgraded_server(config);
+        conn.apply_negotiated(negotiated);
+        conn.subprotocol = subprotocol.map(Into::into);
+        conn
+    }
+
     fn apply_negotiated(&mut self, negotiated: &Negotiated) {
         let (inflater, deflater) = crate::deflate::agreed(negotiated, &self.config).unzip();
         self.reader.agree(negotiated.rsv_allowed, inflater);

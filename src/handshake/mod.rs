@@ -8,6 +8,8 @@
 mod client;
 mod error;
 mod extensions;
+#[cfg(feature = "http")]
+pub mod http;
 mod server;
 
 pub use client::{ClientRequest, Response};

@@ -34,7 +34,7 @@ pub struct Request {
 }
 
 impl Request {
-    /// The request method; always `GET` once validated.
+    /// The request method: `GET` once validated, or `CONNECT` for HTTP/2 (RFC 8441 §4).
     #[must_use]
     pub fn method(&self) -> &str {
         &self.method
@@ -76,6 +76,8 @@ impl Request {
     }
 
     /// The `Sec-WebSocket-Key` value, trimmed; it decodes to 16 bytes (RFC 6455 §4.2.1 item 5).
+    ///
+    /// Empty for an HTTP/2 extended CONNECT, which has no key (RFC 8441 §5).
     #[must_use]
     pub fn key(&self) -> &str {
         &self.key

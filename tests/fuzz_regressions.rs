@@ -255,6 +255,19 @@ fn sec_4_2_1_handshake_seeds_give_their_events() {
             "sec4_2_1_absolute_target",
             &[r#"request http://server.example.com/chat?q ["chat", "superchat"]"#],
         ),
+        (
+            "sec4_2_1_version_8_426",
+            &["error unsupported Sec-WebSocket-Version: expected 13"],
+        ),
+        (
+            "sec4_2_1_post_405",
+            &["error method not allowed: expected GET"],
+        ),
+        (
+            "sec4_2_1_two_keys_400",
+            &["error invalid Sec-WebSocket-Key header"],
+        ),
+        ("rfc7692_deflate_offer", &[REQUEST]),
     ];
     for (name, want) in cases {
         let got = summaries(&targets::handshake_request(&seed(
@@ -264,6 +277,29 @@ fn sec_4_2_1_handshake_seeds_give_their_events() {
         assert_eq!(got, *want, "handshake_request/{name}");
     }
     assert_eq!(seeds("handshake_request").len(), cases.len());
+}
+
+/// The request-head seeds reach the differential against the `http`-types handshake: httparse
+/// reads them into an `http::Request` (the target then compares both verdicts).
+#[test]
+fn sec_4_2_1_handshake_seeds_reach_the_http_differential() {
+    let names = [
+        "sec1_2_request",
+        "sec1_2_request_origin_not_allowed",
+        "sec9_1_extension_offers",
+        "sec4_2_1_absolute_target",
+        "sec4_2_1_version_8_426",
+        "sec4_2_1_post_405",
+        "sec4_2_1_two_keys_400",
+        "rfc7692_deflate_offer",
+    ];
+    for name in names {
+        let data = seed("handshake_request", name);
+        assert!(
+            targets::http_request_from_head(&data[2..]).is_some(),
+            "handshake_request/{name}"
+        );
+    }
 }
 
 #[test]

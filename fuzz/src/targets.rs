@@ -518,6 +518,7 @@ pub fn handshake_request(data: &[u8]) -> Vec<Ev> {
     let config = config_from(input.byte());
     let head = input.rest();
     let limit = config.max_head_size;
+    let http_config = config.clone();
     let mut driven = Driven::new(Connection::server(config));
     let options = Options {
         subprotocol: true,
@@ -559,10 +560,87 @@ pub fn handshake_request(data: &[u8]) -> Vec<Ev> {
         ),
         _ => assert_eq!(transcript, [Ev::Closed(CloseCode::ABNORMAL.0)]),
     }
+    if let Some(end) = end.filter(|&end| end <= limit) {
+        http_differential(&head[..end], http_config, &transcript);
+    }
     if let Ok(text) = core::str::from_utf8(head) {
         client_request_round_trip(text);
     }
     transcript
+}
+
+/// The request head as a framework built on `http` hands it over: httparse's reading of the
+/// bytes in `http` types (as hyper builds them). `None` when that reading fails or loses
+/// something the bytes-in path sees: a syntax error (the framework answers it), a bare-LF
+/// head, a target the `Uri` type rewrites (it drops fragments), a name or value the `http`
+/// types refuse.
+pub fn http_request_from_head(head: &[u8]) -> Option<http::Request<()>> {
+    let mut slots = [httparse::EMPTY_HEADER; 256];
+    let mut parsed = httparse::Request::new(&mut slots);
+    match parsed.parse(head) {
+        Ok(httparse::Status::Complete(len)) if len == head.len() => {}
+        _ => return None,
+    }
+    let target = parsed.path?;
+    let uri: http::Uri = target.parse().ok()?;
+    // Exactly as sent: `Uri`'s own comparison ignores case in the scheme and host.
+    let rendered = uri.to_string();
+    if rendered != target {
+        return None;
+    }
+    let mut builder = http::Request::builder()
+        .method(http::Method::from_bytes(parsed.method?.as_bytes()).ok()?)
+        .uri(uri)
+        .version(match parsed.version? {
+            1 => http::Version::HTTP_11,
+            _ => http::Version::HTTP_10,
+        });
+    for header in parsed.headers.iter() {
+        let name = http::HeaderName::from_bytes(header.name.as_bytes()).ok()?;
+        let value = http::HeaderValue::from_bytes(header.value).ok()?;
+        builder = builder.header(name, value);
+    }
+    builder.body(()).ok()
+}
+
+/// The handshake over `http` types gives the bytes-in path's verdict for the same head: it
+/// accepts what `Connection::server` reported as a request (and answers with a 101 for the
+/// same key), and rejects the rest with the same error, status and body.
+fn http_differential(head: &[u8], config: Config, transcript: &[Ev]) {
+    let Some(request) = http_request_from_head(head) else {
+        return;
+    };
+    let verdict = wsproto::handshake_http::Upgrade::from_request(&request, None, config);
+    match (transcript.first(), verdict) {
+        (Some(Ev::Request(expected)), Ok(upgrade)) => {
+            assert_eq!(upgrade.request().subprotocols(), expected.subprotocols());
+            assert_eq!(upgrade.request().extensions(), expected.extensions());
+            assert_eq!(upgrade.request().key(), expected.key());
+            let mut accept = wsproto::Accept::new();
+            if let Some(chosen) = expected.subprotocols().first() {
+                accept = accept.subprotocol(chosen);
+            }
+            let (response, conn) = upgrade.accept(accept).expect("an offered subprotocol");
+            assert_eq!(response.status(), http::StatusCode::SWITCHING_PROTOCOLS);
+            let accept_header = response.headers().get("sec-websocket-accept");
+            let expected_accept = accept_value(expected.key());
+            assert_eq!(
+                accept_header.map(http::HeaderValue::as_bytes),
+                Some(expected_accept.as_bytes())
+            );
+            assert_eq!(conn.state(), ConnectionState::Open);
+        }
+        (Some(Ev::Error(Error::Handshake(expected))), Err(rejection)) => {
+            assert_eq!(rejection.error(), expected, "same reason");
+            let response = rejection.response();
+            assert_eq!(Some(response.status().as_u16()), expected.status());
+            assert_eq!(response.body(), &format!("{expected}\n"));
+        }
+        (bytes_in, http) => panic!(
+            "verdicts differ: bytes-in {bytes_in:?}, http {:?}",
+            http.map(|u| u.request().clone())
+        ),
+    }
 }
 
 fn trim_ows(s: &[u8]) -> &[u8] {

@@ -166,7 +166,7 @@ mod tests {
 
     #[test]
     fn no_roots_names_the_features_to_enable() {
-        let message = Error::NoTlsRoots.to_string();
+        let message = std::string::ToString::to_string(&Error::NoTlsRoots);
         assert!(message.contains("`webpki-roots`"), "{message}");
         assert!(message.contains("`native-roots`"), "{message}");
         assert!(message.contains("Connector::tls_config"), "{message}");

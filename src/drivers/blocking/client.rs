@@ -17,7 +17,7 @@ pub enum ClientStream {
     Plain(TcpStream),
     /// `wss://`: a rustls client session over TCP, its handshake done.
     #[cfg(feature = "rustls")]
-    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+    Tls(std::boxed::Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
 }
 
 impl ClientStream {

@@ -18,7 +18,7 @@ pub enum ClientStream {
     Plain(TcpStream),
     /// `wss://`: a rustls client session over TCP, its handshake done.
     #[cfg(feature = "tokio-rustls")]
-    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    Tls(std::boxed::Box<tokio_rustls::client::TlsStream<TcpStream>>),
 }
 
 impl ClientStream {

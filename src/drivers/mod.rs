@@ -3,9 +3,13 @@
 //! The drivers move bytes between a stream and a [`Connection`] and hold
 //! no protocol logic of their own.
 
+#[cfg(feature = "axum")]
+pub mod axum;
 #[cfg(feature = "blocking")]
 pub mod blocking;
 mod connector;
+#[cfg(feature = "hyper")]
+pub mod hyper;
 pub mod proxy;
 #[cfg(feature = "rustls")]
 pub mod tls;

@@ -13,17 +13,20 @@
 
 #[path = "common/args.rs"]
 mod args;
+#[path = "common/chat_room.rs"]
+mod chat_room;
 #[path = "common/tls.rs"]
 mod tls;
 
+use chat_room::Line;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
+use wsproto::drivers::Answer;
 use wsproto::drivers::tokio::WebSocketStream;
-use wsproto::drivers::{Answer, Message};
 use wsproto::{Accept, Config, Connection};
 
 const USAGE: &str = "chat: a browser chat room over WebSocket (tokio)
@@ -37,10 +40,6 @@ usage: chat [--addr HOST:PORT] [--tls-cert PEM --tls-key PEM]
 
 /// The largest request head read before routing (the core has the same default limit).
 const MAX_HEAD: usize = 16 << 10;
-
-/// Lines every client receives. A line starting with `* ` is a notice; any other line is
-/// `guest-N: text`, so a guest cannot forge a notice.
-type Line = Arc<str>;
 
 /// How long a browser has to finish the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -108,7 +107,15 @@ async fn route<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     match (method, path) {
         // The core checks everything else about the upgrade request and answers it.
         (_, "/ws") => join(stream, &received, room, &guests).await?,
-        ("GET", "/") => respond(&mut stream, "200 OK", "text/html; charset=utf-8", PAGE).await?,
+        ("GET", "/") => {
+            respond(
+                &mut stream,
+                "200 OK",
+                "text/html; charset=utf-8",
+                chat_room::PAGE,
+            )
+            .await?
+        }
         _ => respond(&mut stream, "404 Not Found", "text/plain", b"not found\n").await?,
     }
     Ok(())
@@ -169,141 +176,5 @@ async fn join<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     let ws = WebSocketStream::from_connection(stream, conn)
         .finish_accept(|_| Answer::Accept(Accept::new()))
         .await?;
-    let name = format!("guest-{}", guests.fetch_add(1, Ordering::Relaxed));
-    let (mut reader, writer) = ws.split();
-
-    // Subscribe before announcing, so the guest sees its own "joined" line.
-    let mut inbox = room.subscribe();
-    writer.send_text(&format!("* you are {name}")).await?;
-    let _ = room.send(format!("* {name} joined").into());
-    let sender = tokio::spawn(async move {
-        loop {
-            let line: Line = match inbox.recv().await {
-                Ok(line) => line,
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    format!("* {n} lines skipped: this tab reads too slowly").into()
-                }
-                Err(broadcast::error::RecvError::Closed) => return,
-            };
-            if writer.send_text(&line).await.is_err() {
-                return; // the reader sees the failure too and cleans up
-            }
-        }
-    });
-
-    let result = loop {
-        match reader.recv().await {
-            Ok(Some(Message::Text(text))) => {
-                let text = text.trim();
-                if !text.is_empty() {
-                    let _ = room.send(format!("{name}: {text}").into());
-                }
-            }
-            Ok(Some(_)) => {} // pings are answered by the connection; binary is ignored
-            Ok(None) => break Ok(()),
-            Err(e) => break Err(e),
-        };
-    };
-    sender.abort();
-    let _ = room.send(format!("* {name} left").into());
-    result
+    chat_room::run_guest(ws, room, guests, "").await
 }
-
-/// The whole client: no external assets; text goes into the page with `textContent` only.
-const PAGE: &[u8] = br#"<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>wsproto chat</title>
-<link rel="icon" href="data:,">
-<style>
-  :root { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; color-scheme: light dark; }
-  body { margin: 0; height: 100vh; display: flex; flex-direction: column; }
-  header { display: flex; align-items: center; justify-content: space-between;
-           padding: .6rem 1rem; border-bottom: 1px solid #8885; }
-  h1 { margin: 0; font-size: 1.1rem; }
-  #status { font-size: .8rem; padding: .15rem .6rem; border-radius: 1rem; background: #8884; }
-  #status.connected { background: #1f8a4c; color: #fff; }
-  #status.disconnected { background: #b3261e; color: #fff; }
-  #messages { flex: 1; overflow-y: auto; list-style: none; margin: 0; padding: .5rem 1rem; }
-  #messages li { padding: .2rem 0; overflow-wrap: anywhere; white-space: pre-wrap; }
-  #messages li.notice { color: #888; font-style: italic; }
-  #messages .who { font-weight: 600; margin-right: .4rem; }
-  #send-form { display: flex; gap: .5rem; padding: .6rem 1rem; border-top: 1px solid #8885; }
-  #message { flex: 1; font: inherit; padding: .4rem .6rem; }
-  button { font: inherit; padding: .4rem 1rem; }
-</style>
-</head>
-<body>
-<header><h1>wsproto chat</h1><span id="status">connecting</span></header>
-<ul id="messages"></ul>
-<form id="send-form" autocomplete="off">
-  <input id="message" placeholder="Type a message and press Enter" maxlength="2000" autofocus>
-  <button type="submit">Send</button>
-</form>
-<script>
-"use strict";
-(() => {
-  const statusBox = document.getElementById("status");
-  const list = document.getElementById("messages");
-  const form = document.getElementById("send-form");
-  const input = document.getElementById("message");
-  let socket = null;
-
-  function setStatus(text) {
-    statusBox.textContent = text;
-    statusBox.className = text;
-  }
-
-  // "* text" is a notice from the server; anything else is "guest-N: text".
-  function show(line) {
-    const item = document.createElement("li");
-    const colon = line.indexOf(": ");
-    if (line.startsWith("* ")) {
-      item.className = "notice";
-      item.textContent = line.slice(2);
-    } else if (colon > 0) {
-      const who = document.createElement("span");
-      who.className = "who";
-      who.textContent = line.slice(0, colon);
-      item.append(who, line.slice(colon + 2));
-    } else {
-      item.textContent = line;
-    }
-    const atBottom = list.scrollTop + list.clientHeight >= list.scrollHeight - 8;
-    list.append(item);
-    if (atBottom) list.scrollTop = list.scrollHeight;
-  }
-
-  function connect() {
-    setStatus("connecting");
-    const scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    socket = new WebSocket(scheme + location.host + "/ws");
-    socket.onopen = () => setStatus("connected");
-    socket.onmessage = (event) => {
-      if (typeof event.data === "string") show(event.data);
-    };
-    socket.onclose = (event) => {
-      setStatus("disconnected");
-      show("* disconnected (code " + event.code + "), reconnecting in 2 s");
-      setTimeout(connect, 2000);
-    };
-  }
-
-  form.addEventListener("submit", (event) => {
-    event.preventDefault();
-    const text = input.value.trim();
-    if (text && socket && socket.readyState === WebSocket.OPEN) {
-      socket.send(text);
-      input.value = "";
-    }
-    input.focus();
-  });
-
-  connect();
-})();
-</script>
-</body>
-</html>
-"#;

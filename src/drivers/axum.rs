@@ -3,7 +3,7 @@
 //! permessage-deflate when the [`Config`] asks for it.
 //!
 //! It is built on the [hyper glue](super::hyper), which leaves every handshake rule to the
-//! core ([`handshake_http`](crate::handshake_http)). Register the route with `any`, not
+//! core ([`crate::handshake_http`]). Register the route with `any`, not
 //! `get`: an HTTP/1.1 upgrade is a `GET`, an HTTP/2 WebSocket (RFC 8441) a `CONNECT`.
 //! `axum::serve` serves both, and enables HTTP/2's extended CONNECT, when axum's `http1`
 //! and `http2` features are on.

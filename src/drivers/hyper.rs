@@ -1,7 +1,7 @@
 //! The hyper glue: a hyper 1 request (an HTTP/1.1 upgrade or an HTTP/2 extended CONNECT)
 //! upgraded into the tokio driver's [`WebSocketStream`].
 //!
-//! The handshake is judged by [`handshake_http::Upgrade`](crate::handshake_http::Upgrade),
+//! The handshake is judged by [`crate::handshake_http::Upgrade`],
 //! the core's own rules over `http` types; this module only reads what hyper keeps outside
 //! the request head (the `:protocol` of an extended CONNECT, `hyper::ext::Protocol`, and
 //! the stream to come, `hyper::upgrade::OnUpgrade`) and turns the upgraded IO into a stream.

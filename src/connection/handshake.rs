@@ -103,14 +103,35 @@ impl Connection {
             &pending.subprotocols,
             &names,
         )?;
-        let negotiated = extension::apply_response(&self.config, response.extensions())?;
-        self.apply_negotiated(&negotiated);
-        self.subprotocol = response.subprotocol().map(Into::into);
-        self.response = Some(Box::new(response));
+        self.agree_response(response)?;
         // Frames the server sent right behind its response are processed next, never lost.
         self.reader.skip_head(end);
         self.transition(State::Open);
         Ok(true)
+    }
+
+    /// Client: applies the extensions and subprotocol of a validated accepting response.
+    fn agree_response(&mut self, response: handshake::Response) -> Result<(), HandshakeError> {
+        let negotiated = extension::apply_response(&self.config, response.extensions())?;
+        self.apply_negotiated(&negotiated);
+        self.subprotocol = response.subprotocol().map(Into::into);
+        self.response = Some(Box::new(response));
+        Ok(())
+    }
+
+    /// Client: a connection whose handshake ran outside it (an RFC 8441 extended CONNECT over
+    /// an HTTP/2 library), open from the start with what `response` agreed. The response was
+    /// validated by [`handshake::check_extended_connect_response`]; permessage-deflate is
+    /// checked against `config` here, as [`read_response`](Self::read_response) checks it.
+    #[cfg(feature = "http2")]
+    pub(crate) fn accepted_client(
+        config: crate::Config,
+        response: handshake::Response,
+        entropy: impl Entropy + Send + 'static,
+    ) -> Result<Self, HandshakeError> {
+        let mut conn = Self::upgraded_client(config, entropy);
+        conn.agree_response(response)?;
+        Ok(conn)
     }
 
     /// Server: a connection whose handshake was answered outside it (the `http`-types

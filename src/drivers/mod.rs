@@ -127,6 +127,20 @@ pub enum Error {
     /// The proxy did not open a tunnel to the server.
     #[error(transparent)]
     Proxy(#[from] proxy::ProxyError),
+    /// The HTTP/2 connection or stream failed, as hyper reports it: the server reset the
+    /// stream, went away, or broke HTTP/2.
+    #[cfg(feature = "http2")]
+    #[error("http/2: {0}")]
+    Http2(::hyper::Error),
+    /// The HTTP/2 server did not enable extended CONNECT in its SETTINGS (RFC 8441 §3,
+    /// `SETTINGS_ENABLE_CONNECT_PROTOCOL`), so it cannot carry WebSockets: use HTTP/1.1, or
+    /// enable it on the server (hyper's `enable_connect_protocol`).
+    #[cfg(feature = "http2")]
+    #[error(
+        "the HTTP/2 server does not accept WebSockets: its SETTINGS did not enable extended \
+         CONNECT (SETTINGS_ENABLE_CONNECT_PROTOCOL, RFC 8441 section 3)"
+    )]
+    ExtendedConnectDisabled,
 }
 
 impl From<std::io::Error> for Error {

@@ -40,6 +40,9 @@ use std::vec::Vec;
 /// The ALPN protocol the helpers offer: the opening handshake is an HTTP/1.1 exchange.
 pub const ALPN_HTTP11: &[u8] = b"http/1.1";
 
+/// The ALPN protocol of HTTP/2 over TLS (RFC 9113 §3.2), which [`with_alpn_h2`] offers.
+pub const ALPN_H2: &[u8] = b"h2";
+
 /// The roots the enabled features provide, gathered once per process: the OS store is read
 /// from disk, which is worth doing once rather than per connection.
 fn feature_roots() -> &'static RootCertStore {
@@ -100,6 +103,25 @@ pub fn client_config_with_roots(roots: RootCertStore) -> Arc<ClientConfig> {
         .with_root_certificates(roots)
         .with_no_client_auth();
     config.alpn_protocols = Vec::from([ALPN_HTTP11.to_vec()]);
+    Arc::new(config)
+}
+
+/// `config` offering ALPN `h2` alone instead of `http/1.1`: for WebSockets over HTTP/2
+/// (RFC 8441), whose connection must be HTTP/2 from the TLS handshake on (RFC 9113 §3.2).
+/// Everything else (roots, client certificates, provider) is `config`'s. Connect a TLS
+/// stream with it, check that the server picked `h2` (`alpn_protocol()`), and hand the
+/// stream to `drivers::tokio::http2::H2Connection::handshake` (feature `http2`).
+///
+/// ```
+/// use wsproto::drivers::tls;
+///
+/// let config = tls::with_alpn_h2(&tls::client_config_with_roots(Default::default()));
+/// assert_eq!(config.alpn_protocols, [b"h2".to_vec()]);
+/// ```
+#[must_use]
+pub fn with_alpn_h2(config: &ClientConfig) -> Arc<ClientConfig> {
+    let mut config = config.clone();
+    config.alpn_protocols = Vec::from([ALPN_H2.to_vec()]);
     Arc::new(config)
 }
 

@@ -159,19 +159,7 @@ impl ClientRequest {
         out.extend_from_slice(b"GET ");
         out.extend_from_slice(self.resource.as_bytes());
         out.extend_from_slice(b" HTTP/1.1\r\n");
-        out.extend_from_slice(b"Host: ");
-        if self.ipv6 {
-            out.push(b'[');
-            out.extend_from_slice(self.host.as_bytes());
-            out.push(b']');
-        } else {
-            out.extend_from_slice(self.host.as_bytes());
-        }
-        if self.port != default_port(self.secure) {
-            out.push(b':');
-            out.extend_from_slice(self.port.to_string().as_bytes());
-        }
-        out.extend_from_slice(b"\r\n");
+        write_header(out, "Host", self.authority().as_bytes());
         write_header(out, "Upgrade", b"websocket");
         write_header(out, "Connection", b"Upgrade");
         write_header(out, "Sec-WebSocket-Key", key_b64.as_bytes());
@@ -197,6 +185,45 @@ impl ClientRequest {
             write_header(out, name, value.as_bytes());
         }
         out.extend_from_slice(b"\r\n");
+    }
+}
+
+impl ClientRequest {
+    /// The authority the request names: the `Host` header of HTTP/1.1, the `:authority` of
+    /// HTTP/2 (RFC 6455 §4.1 item 4; RFC 8441 §4). IPv6 literals in brackets; the port only
+    /// when it is not the scheme's default.
+    pub(crate) fn authority(&self) -> String {
+        let mut authority = if self.ipv6 {
+            let mut bracketed = String::from("[");
+            bracketed.push_str(&self.host);
+            bracketed.push(']');
+            bracketed
+        } else {
+            self.host.clone()
+        };
+        if self.port != default_port(self.secure) {
+            authority.push(':');
+            authority.push_str(&self.port.to_string());
+        }
+        authority
+    }
+
+    /// The `Origin` to send, if any.
+    #[cfg(feature = "http2")]
+    pub(crate) fn origin_value(&self) -> Option<&str> {
+        self.origin.as_deref()
+    }
+
+    /// The `Sec-WebSocket-Extensions` elements offered, rendered.
+    #[cfg(feature = "http2")]
+    pub(crate) fn extension_offer_values(&self) -> &[String] {
+        &self.extension_offers
+    }
+
+    /// The application's own headers, in order.
+    #[cfg(feature = "http2")]
+    pub(crate) fn extra_headers(&self) -> &[(String, String)] {
+        &self.headers
     }
 }
 
@@ -332,7 +359,8 @@ pub struct Response {
 }
 
 impl Response {
-    /// The status code; always 101 once validated.
+    /// The status code: 101 once validated, or the 2xx that answered an HTTP/2 extended
+    /// CONNECT (RFC 8441 §5).
     #[must_use]
     pub fn status(&self) -> u16 {
         self.status
@@ -400,19 +428,7 @@ pub(crate) fn parse_response(
 
     // RFC 6455 §4.1: any status other than 101 is handled per HTTP; redirects keep Location.
     if status != 101 {
-        let location = if (300..400).contains(&status) {
-            header_values(&headers, "Location")
-                .next()
-                .and_then(|v| core::str::from_utf8(trim_ows(v)).ok())
-                .map(String::from)
-        } else {
-            None
-        };
-        return Err(HandshakeError::UnexpectedStatus {
-            status,
-            headers,
-            location,
-        });
+        return Err(unexpected_status(status, headers));
     }
     if version != 1 {
         return Err(malformed("expected HTTP/1.1"));
@@ -429,6 +445,68 @@ pub(crate) fn parse_response(
     // RFC 6455 §4.1 item 4: the accept value must be derived from our key.
     check_accept(&headers, key_b64)?;
 
+    selected(
+        status,
+        headers,
+        offered_subprotocols,
+        offered_extension_names,
+    )
+}
+
+/// Validates the response to an HTTP/2 extended CONNECT (RFC 8441 §5) from its status and
+/// headers, as an HTTP/2 library hands them over: any 2xx opens the WebSocket, and the
+/// extensions and subprotocol are checked as [`parse_response`] checks a 101's. There is no
+/// `Sec-WebSocket-Accept` (RFC 8441 §5: the key and accept are not used over HTTP/2).
+///
+/// # Errors
+///
+/// [`HandshakeError::UnexpectedStatus`] for a status outside 200-299 (with `Location` for a
+/// redirect), and the errors of [`parse_response`] for the extensions and subprotocol.
+#[cfg(feature = "http2")]
+pub(crate) fn check_extended_connect_response(
+    status: u16,
+    headers: Headers,
+    offered_subprotocols: &[String],
+    offered_extension_names: &[&str],
+) -> Result<Response, HandshakeError> {
+    // RFC 8441 §5: a 2xx status means the stream now carries the WebSocket; anything else is
+    // an ordinary HTTP answer.
+    if !(200..300).contains(&status) {
+        return Err(unexpected_status(status, headers));
+    }
+    selected(
+        status,
+        headers,
+        offered_subprotocols,
+        offered_extension_names,
+    )
+}
+
+/// A refusal: the status, the headers, and for a redirect where it points.
+fn unexpected_status(status: u16, headers: Headers) -> HandshakeError {
+    let location = if (300..400).contains(&status) {
+        header_values(&headers, "Location")
+            .next()
+            .and_then(|v| core::str::from_utf8(trim_ows(v)).ok())
+            .map(String::from)
+    } else {
+        None
+    };
+    HandshakeError::UnexpectedStatus {
+        status,
+        headers,
+        location,
+    }
+}
+
+/// The checks an accepting response passes over HTTP/1.1 and HTTP/2 alike: the extensions and
+/// the subprotocol the server selected.
+fn selected(
+    status: u16,
+    headers: Headers,
+    offered_subprotocols: &[String],
+    offered_extension_names: &[&str],
+) -> Result<Response, HandshakeError> {
     // RFC 6455 §4.1 item 5: only extensions the client offered.
     let extensions = parse_extensions(header_values(&headers, "Sec-WebSocket-Extensions"))
         .map_err(|err| HandshakeError::MalformedResponse(err.to_string()))?;

@@ -10,6 +10,9 @@ mod error;
 mod extensions;
 #[cfg(feature = "http")]
 pub mod http;
+// The client over HTTP/2 is only used by the tokio driver's hyper client.
+#[cfg(feature = "http2")]
+pub(crate) mod http_client;
 mod server;
 
 pub use client::{ClientRequest, Response};
@@ -17,6 +20,8 @@ pub use error::{BuildError, HandshakeError, UrlError};
 pub use extensions::ExtensionOffer;
 pub use server::{Accept, Request};
 
+#[cfg(feature = "http2")]
+pub(crate) use client::check_extended_connect_response;
 pub(crate) use client::parse_response;
 pub(crate) use extensions::parse_extensions;
 pub(crate) use server::{

@@ -11,6 +11,9 @@
 //! one poll function, [`WebSocketStream::poll_recv`], which `recv` and (with the `futures`
 //! feature) `Stream::poll_next` both use.
 //!
+//! With the `http2` feature, [`http2::H2Connection`] opens WebSockets as RFC 8441 streams
+//! on one HTTP/2 connection.
+//!
 //! [`Reconnect`] is a client that reconnects with exponential backoff, like Python
 //! websockets' `async for ws in connect(...)`.
 //!
@@ -31,6 +34,8 @@
 //! ```
 
 mod client;
+#[cfg(feature = "http2")]
+pub mod http2;
 mod reconnect;
 #[cfg(feature = "futures")]
 mod stream;

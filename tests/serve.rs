@@ -75,7 +75,20 @@ const UPGRADE: &str = "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConn
 /// file descriptors. Does nothing in an ordinary test run.
 #[test]
 fn fd_limited_server() {
-    if std::env::var_os(CHILD).is_none() {
+    let Some(driver) = std::env::var_os(CHILD) else {
+        return;
+    };
+    if driver == "blocking" {
+        let server = wsproto::drivers::blocking::Server::bind("127.0.0.1:0").expect("bind");
+        println!("listening on {}", server.local_addr().expect("addr"));
+        server
+            .serve(|mut ws| {
+                while let Ok(Some(())) = ws.recv_with_sender(|event, sender| match event {
+                    Event::Text(text) => sender.send_text_borrowed(text),
+                    _ => Ok(()),
+                }) {}
+            })
+            .expect("serve");
         return;
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -93,6 +106,17 @@ fn fd_limited_server() {
 /// echoing on the connections it has, and accepts again once they close.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn survives_fd_exhaustion() {
+    fd_exhaustion("tokio").await;
+}
+
+/// The same with the blocking driver's `Server`, a thread per connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocking_survives_fd_exhaustion() {
+    fd_exhaustion("blocking").await;
+}
+
+/// Runs the fd-limited server of `driver` in a child process and floods it.
+async fn fd_exhaustion(driver: &str) {
     const ATTEMPTS: usize = 1000;
     let mut child = Command::new("prlimit")
         .arg("--nofile=256")
@@ -103,7 +127,7 @@ async fn survives_fd_exhaustion() {
             "--nocapture",
             "--test-threads=1",
         ])
-        .env(CHILD, "1")
+        .env(CHILD, driver)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -158,13 +182,11 @@ async fn survives_fd_exhaustion() {
         round_trip(ws, &format!("message {i} after the flood")).await;
     }
     let opened = open.len();
-    eprintln!("echoed");
     for mut ws in open {
         ws.close(CloseCode::NORMAL, "").await.expect("close");
         while ws.recv().await.expect("closing").is_some() {}
     }
 
-    eprintln!("closed");
     // Accepting again: the backlog drains (the abandoned attempts end at their EOF), then a
     // new connection opens and echoes.
     let again = Instant::now();
@@ -202,7 +224,7 @@ async fn survives_fd_exhaustion() {
         "{stderr}"
     );
     eprintln!(
-        "fd limit 256: {ATTEMPTS} attempts in {} ms, {opened} opened, {timed_out} timed out \
+        "{driver}, fd limit 256: {ATTEMPTS} attempts in {} ms, {opened} opened, {timed_out} timed out \
          in the backlog, {overloads} EMFILE backoffs logged; accepting again after {} ms",
         flood.as_millis(),
         reopened.as_millis()

@@ -413,6 +413,8 @@ impl Server {
 
     /// Shuts down gracefully on SIGINT or SIGTERM (Ctrl-C off Unix). Later signals are
     /// caught too, so the process exits once shutdown is done, within `close_timeout`.
+    /// tokio keeps its handlers for the life of the process: after `serve` returns, these
+    /// signals no longer end the process by themselves.
     #[must_use]
     pub fn shutdown_on_signals(mut self) -> Self {
         self.signals = true;
@@ -832,6 +834,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ServerStream<S> {
 
     /// As [`WebSocketStream::recv_with_sender`]; at shutdown it sends the Close first.
     ///
+    /// Once `f` has been called, the reply is written before shutdown can interrupt, so
+    /// shutdown never drops what `f` returned.
+    ///
     /// # Errors
     /// As [`WebSocketStream::recv_with_sender`].
     pub async fn recv_with_sender<R>(
@@ -839,19 +844,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ServerStream<S> {
         f: impl for<'e> FnOnce(Event<'e>, &mut Sender<'e>) -> Result<R, UsageError>,
     ) -> Result<Option<R>, Error> {
         let mut f = Some(f);
+        let called = AtomicBool::new(false);
         loop {
             self.close_if_shutting_down().await?;
-            // As in `recv_with`: called only by the pass that returns.
+            // Called only by the pass that returns: shutdown interrupts a pass only before
+            // `f` runs.
+            let recv = self.ws.recv_with_sender(|event, sender| {
+                called.store(true, Ordering::Relaxed);
+                f.take().expect("called once")(event, sender)
+            });
             if self.closing {
-                return self
-                    .ws
-                    .recv_with_sender(|event, sender| f.take().expect("called once")(event, sender))
-                    .await;
+                return recv.await;
             }
-            let recv = self
-                .ws
-                .recv_with_sender(|event, sender| f.take().expect("called once")(event, sender));
-            if let Either::Right(r) = race(self.registered.signal.raised(), recv).await {
+            let mut recv = pin!(recv);
+            let shutdown = self.registered.signal.raised();
+            let mut shutdown = pin!(shutdown);
+            let r = poll_fn(|cx| {
+                if !called.load(Ordering::Relaxed) && shutdown.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(None);
+                }
+                recv.as_mut().poll(cx).map(Some)
+            })
+            .await;
+            if let Some(r) = r {
                 return r;
             }
         }

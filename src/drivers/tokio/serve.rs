@@ -1,22 +1,6 @@
 //! [`Server`]: a WebSocket server on a TCP listener, one task per connection, that survives
 //! accept errors under overload, caps its connections and shuts down gracefully (as Python
 //! websockets' `serve`).
-//!
-//! # How shutdown reaches the connections
-//!
-//! The handler owns its connection, so the server cannot write to it. Instead each connection
-//! has a shutdown signal (a flag and a `Notify`), registered with the server while the
-//! connection is open. The handler receives a [`ServerStream`], a [`WebSocketStream`] whose
-//! receive methods (`recv`, `recv_with`, `recv_with_sender`, and `recv` on the reader half
-//! after `split`) also wait for that signal: when it is raised they send the Close frame
-//! (1001 "going away" unless told otherwise) and go on receiving, so the handler sees the
-//! peer's answering Close and then `Ok(None)`, the ordinary end of a connection. Shutdown
-//! then waits up to `close_timeout` for the handler tasks to end, and aborts the rest, which
-//! drops their sockets.
-//!
-//! A handler that is not receiving when shutdown starts sends the Close the next time it
-//! calls one of those methods; [`ServerStream::is_shutting_down`] lets it look before then.
-//! Sends go through to the [`WebSocketStream`] unchanged.
 
 use super::{Error, WebSocketReader, WebSocketStream, WebSocketWriter, lock};
 use crate::close::{CloseCode, check_sendable};
@@ -252,7 +236,7 @@ fn checked_close(code: CloseCode, reason: &str) -> Result<GoingAway, UsageError>
 /// - **Graceful shutdown:** on [`ServerHandle::shutdown`], a future given to
 ///   [`shutdown_on`](Self::shutdown_on), or SIGINT/SIGTERM after
 ///   [`shutdown_on_signals`](Self::shutdown_on_signals): the listener closes, every open
-///   connection gets Close 1001 "going away" (see the module docs for how it reaches the
+///   connection gets Close 1001 "going away" (see [`ServerStream`] for how it reaches the
 ///   handlers), the server waits up to [`close_timeout`](Self::close_timeout) for their
 ///   tasks to end, aborts the rest, and `serve` returns.
 ///
@@ -542,11 +526,17 @@ impl Server {
         let mut tasks = JoinSet::new();
         let mut backoff = Backoff::default();
         let result = loop {
-            // Reap finished tasks so that the set holds only live ones.
-            while tasks.try_join_next().is_some() {}
-            let accepted = match race(stop.as_mut(), listener.accept()).await {
-                Either::Left(()) => break Ok(()),
-                Either::Right(accepted) => accepted,
+            let accepted = poll_fn(|cx| {
+                if stop.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(None);
+                }
+                // Reap finished tasks as they end, so that the set holds only live ones.
+                while let Poll::Ready(Some(_)) = tasks.poll_join_next(cx) {}
+                listener.poll_accept(cx).map(Some)
+            })
+            .await;
+            let Some(accepted) = accepted else {
+                break Ok(());
             };
             match accepted {
                 Ok((tcp, _)) => {
@@ -736,7 +726,23 @@ async fn read_head<S: AsyncRead + Unpin>(stream: &mut S, max: usize) -> io::Resu
 /// A connection accepted by [`Server`]: a [`WebSocketStream`] (it derefs to one, for sends
 /// and queries) whose receive methods also send the server's Close frame when shutdown
 /// starts, then carry on receiving, so the handler sees the peer's answering Close and the
-/// end of the connection. See the [module docs](self).
+/// end of the connection.
+///
+/// # How shutdown reaches the connections
+///
+/// The handler owns its connection, so the server cannot write to it. Instead each connection
+/// has a shutdown signal (a flag and a `Notify`), registered with the server while the
+/// connection is open. The handler receives a [`ServerStream`], a [`WebSocketStream`] whose
+/// receive methods (`recv`, `recv_with`, `recv_with_sender`, and `recv` on the reader half
+/// after `split`) also wait for that signal: when it is raised they send the Close frame
+/// (1001 "going away" unless told otherwise) and go on receiving, so the handler sees the
+/// peer's answering Close and then `Ok(None)`, the ordinary end of a connection. Shutdown
+/// then waits up to `close_timeout` for the handler tasks to end, and aborts the rest, which
+/// drops their sockets.
+///
+/// A handler that is not receiving when shutdown starts sends the Close the next time it
+/// calls one of those methods; [`ServerStream::is_shutting_down`] lets it look before then.
+/// Sends go through to the [`WebSocketStream`] unchanged.
 #[derive(Debug)]
 pub struct ServerStream<S> {
     ws: WebSocketStream<S>,

@@ -508,3 +508,41 @@ fn blocking_max_connections_answers_503_then_accepts_again() {
         Some(Message::Text("two".into()))
     );
 }
+
+/// `shutdown_on_signals`: SIGTERM to this process closes the connection with 1001 and ends
+/// `serve` (tokio's handler then keeps SIGTERM from ending the test process).
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_shuts_down_gracefully() {
+    let server = Server::bind("127.0.0.1:0")
+        .await
+        .expect("bind")
+        .shutdown_on_signals();
+    let addr = server.local_addr().expect("addr");
+    let handle = server.handle();
+    let serving = tokio::spawn(server.serve(echo));
+    // Once a connection is open the accept loop runs, so the signal handlers are in place.
+    let mut ws = WebSocketStream::connect(&format!("ws://{addr}/"))
+        .await
+        .expect("connect");
+    round_trip(&mut ws, "before the signal").await;
+    let status = Command::new("kill")
+        .args(["-TERM", &std::process::id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    assert_eq!(
+        ws.recv().await.expect("the close"),
+        Some(Message::Close {
+            code: CloseCode::GOING_AWAY,
+            reason: "going away".into()
+        })
+    );
+    assert_eq!(ws.recv().await.expect("the end"), None);
+    tokio::time::timeout(Duration::from_secs(5), serving)
+        .await
+        .expect("serve returned")
+        .expect("task")
+        .expect("serve");
+    assert!(handle.is_shutting_down());
+}

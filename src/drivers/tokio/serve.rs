@@ -742,7 +742,9 @@ async fn read_head<S: AsyncRead + Unpin>(stream: &mut S, max: usize) -> io::Resu
 ///
 /// A handler that is not receiving when shutdown starts sends the Close the next time it
 /// calls one of those methods; [`ServerStream::is_shutting_down`] lets it look before then.
-/// Sends go through to the [`WebSocketStream`] unchanged.
+/// Sends go through to the [`WebSocketStream`] unchanged, and so does anything else reached
+/// through `Deref`, such as its `Stream` implementation (feature `futures`), which does not
+/// watch for shutdown.
 #[derive(Debug)]
 pub struct ServerStream<S> {
     ws: WebSocketStream<S>,
@@ -766,7 +768,8 @@ impl<S> DerefMut for ServerStream<S> {
     }
 }
 
-/// Sends the server's Close unless the closing handshake is already under way.
+/// The outcome of sending the server's Close: refused as a usage error only when the
+/// closing handshake is already under way, which is no failure here.
 fn ignore_closed(result: Result<(), Error>) -> Result<(), Error> {
     match result {
         // The handler or the peer closed first; the handshake finishes all the same.

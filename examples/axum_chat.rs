@@ -75,7 +75,10 @@ async fn join(State(room): State<Room>, ws: WebSocketUpgrade) -> Response {
     ws.config(config)
         .deflate(true)
         .on_upgrade(move |ws| async move {
-            if let Err(e) = chat_room::run_guest(ws, room.lines, &room.guests, &via).await {
+            if let Err(e) = {
+                let (reader, writer) = ws.split();
+                chat_room::run_guest(reader, writer, room.lines, &room.guests, &via).await
+            } {
                 eprintln!("axum_chat: connection ended: {e}");
             }
         })

@@ -4,15 +4,18 @@
 //!
 //! With `--tls-cert cert.pem --tls-key key.pem` it serves wss:// over
 //! `rustls::StreamOwned<ServerConnection, TcpStream>`, a `Transport` like `TcpStream`.
+//!
+//! It runs on the blocking `Server`: accept errors under overload (out of file descriptors,
+//! say) are logged and retried instead of ending the process. It has no graceful shutdown
+//! (the tokio `Server` has).
 
 #[path = "common/args.rs"]
 mod args;
 #[path = "common/tls.rs"]
 mod tls;
 
-use std::net::TcpListener;
 use wsproto::Config;
-use wsproto::drivers::blocking::{Transport, WebSocket};
+use wsproto::drivers::blocking::{Server, Transport, WebSocket};
 
 const USAGE: &str =
     "echo_server_blocking: a WebSocket echo server (std::net, a thread per connection)
@@ -38,37 +41,37 @@ fn main() -> std::io::Result<()> {
     if args.flag("deflate") {
         config.deflate = Some(wsproto::DeflateConfig::default());
     }
-    let listener = TcpListener::bind(args.get("addr", "127.0.0.1:9002"))?;
+    let server = Server::bind(args.get("addr", "127.0.0.1:9002"))?
+        .config(config)
+        // A failed handshake (TLS or WebSocket) ends that connection only.
+        .on_error(|e| eprintln!("connection ended: {e}"));
     let scheme = if tls.is_some() { "wss" } else { "ws" };
     println!(
         "echo_server_blocking listening on {scheme}://{}",
-        listener.local_addr()?
+        server.local_addr()?
     );
-    for stream in listener.incoming() {
-        let stream = stream?;
-        stream.set_nodelay(true)?;
-        let config = config.clone();
-        let tls = tls.clone();
-        std::thread::spawn(move || {
-            // The TLS handshake runs inside the WebSocket handshake's first read, under its
-            // timeout; a failure ends this connection only.
-            let result = match tls {
-                None => echo(stream, config),
-                Some(tls) => match rustls::ServerConnection::new(tls) {
-                    Ok(conn) => echo(rustls::StreamOwned::new(conn, stream), config),
-                    Err(e) => Err(std::io::Error::other(e).into()),
-                },
-            };
-            if let Err(e) = result {
-                eprintln!("connection ended: {e}");
-            }
-        });
+    match tls {
+        None => server.serve(echo),
+        // The TLS handshake runs inside the WebSocket handshake's first read, under its
+        // timeout.
+        Some(tls) => server.serve_with(
+            move |tcp| {
+                rustls::ServerConnection::new(tls.clone())
+                    .map(|conn| rustls::StreamOwned::new(conn, tcp))
+                    .map_err(std::io::Error::other)
+            },
+            echo,
+        ),
     }
-    Ok(())
 }
 
-fn echo<S: Transport>(stream: S, config: Config) -> Result<(), wsproto::drivers::Error> {
-    let mut ws = WebSocket::accept(stream, config)?;
+fn echo<S: Transport>(ws: WebSocket<S>) {
+    if let Err(e) = echo_messages(ws) {
+        eprintln!("connection ended: {e}");
+    }
+}
+
+fn echo_messages<S: Transport>(mut ws: WebSocket<S>) -> Result<(), wsproto::drivers::Error> {
     // The reply's header is queued and its payload written from the receive buffer itself,
     // with one vectored write on a TcpStream (short payloads, and every payload on a TLS
     // stream, are copied behind the header instead).

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::broadcast;
-use wsproto::drivers::Message;
-use wsproto::drivers::tokio::WebSocketStream;
+use wsproto::drivers::tokio::{ServerReader, WebSocketReader, WebSocketWriter};
+use wsproto::drivers::{Error, Message};
 
 /// Lines every client receives. A line starting with `* ` is a notice; any other line is
 /// `guest-N: text`, so a guest cannot forge a notice.
@@ -16,16 +16,35 @@ pub type Line = Arc<str>;
 /// The whole client: no external assets; text goes into the page with `textContent` only.
 pub const PAGE: &[u8] = include_bytes!("chat_page.html");
 
+/// The receiving half a guest reads from: the driver's own, or `Server`'s, which also sends
+/// the Close when the server shuts down.
+pub trait Inbox {
+    /// The next message; `Ok(None)` once the connection is closed.
+    fn recv(&mut self) -> impl Future<Output = Result<Option<Message>, Error>> + Send;
+}
+
+impl<S: AsyncRead + AsyncWrite + Send> Inbox for WebSocketReader<S> {
+    fn recv(&mut self) -> impl Future<Output = Result<Option<Message>, Error>> + Send {
+        WebSocketReader::recv(self)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Send> Inbox for ServerReader<S> {
+    fn recv(&mut self) -> impl Future<Output = Result<Option<Message>, Error>> + Send {
+        ServerReader::recv(self)
+    }
+}
+
 /// Runs one guest until it leaves: a reader (this task) and a writer fed by the room's
 /// broadcast channel. `via` is added to the guest's welcome (" over HTTP/2.0", say).
 pub async fn run_guest<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
-    ws: WebSocketStream<S>,
+    mut reader: impl Inbox,
+    writer: WebSocketWriter<S>,
     room: broadcast::Sender<Line>,
     guests: &AtomicU64,
     via: &str,
-) -> Result<(), wsproto::drivers::Error> {
+) -> Result<(), Error> {
     let name = format!("guest-{}", guests.fetch_add(1, Ordering::Relaxed));
-    let (mut reader, writer) = ws.split();
 
     // Subscribe before announcing, so the guest sees its own "joined" line.
     let mut inbox = room.subscribe();

@@ -17,8 +17,10 @@
 //! ```
 
 mod client;
+mod serve;
 
 pub use client::ClientStream;
+pub use serve::{Server, ServerHandle};
 
 use super::{Answer, Connector, Error, Message, apply_answer, lent_write, write_outcome};
 use crate::close::CloseCode;

@@ -11,12 +11,18 @@ mod connector;
 #[cfg(feature = "hyper")]
 pub mod hyper;
 pub mod proxy;
+#[cfg(any(feature = "blocking", feature = "tokio"))]
+mod serve;
 #[cfg(feature = "rustls")]
 pub mod tls;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 
 pub use connector::Connector;
+#[cfg(any(feature = "blocking", feature = "tokio"))]
+pub use serve::is_overload;
+#[cfg(feature = "tokio")]
+pub use serve::{HttpRequest, HttpResponse};
 
 use crate::close::CloseCode;
 use crate::connection::Connection;

@@ -24,6 +24,8 @@ pub use server::{Accept, Request};
 pub(crate) use client::check_extended_connect_response;
 pub(crate) use client::parse_response;
 pub(crate) use extensions::parse_extensions;
+#[cfg(feature = "tokio")]
+pub(crate) use server::reason_phrase;
 pub(crate) use server::{
     check_origin, check_rejection, parse_request, write_accept, write_error_response,
     write_rejection,

@@ -622,9 +622,13 @@ fn write_head(out: &mut Vec<u8>, status: u16, headers: &[(&str, Cow<'_, str>)]) 
 }
 
 /// RFC 9110 §15: the reason phrase for `status`; empty (which RFC 7230 §3.1.2 allows) if unknown.
-fn reason_phrase(status: u16) -> &'static str {
+pub(crate) fn reason_phrase(status: u16) -> &'static str {
     match status {
         101 => "Switching Protocols",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
         300 => "Multiple Choices",
         301 => "Moved Permanently",
         302 => "Found",

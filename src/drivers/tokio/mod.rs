@@ -37,11 +37,13 @@ mod client;
 #[cfg(feature = "http2")]
 pub mod http2;
 mod reconnect;
+mod serve;
 #[cfg(feature = "futures")]
 mod stream;
 
 pub use client::ClientStream;
 pub use reconnect::{Reconnect, ReconnectError};
+pub use serve::{Server, ServerHandle, ServerReader, ServerStream};
 
 use super::{Answer, Connector, Error, Message, apply_answer, lent_write, write_outcome};
 use crate::close::CloseCode;

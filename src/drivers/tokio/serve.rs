@@ -1,0 +1,936 @@
+//! [`Server`]: a WebSocket server on a TCP listener, one task per connection, that survives
+//! accept errors under overload, caps its connections and shuts down gracefully (as Python
+//! websockets' `serve`).
+
+use super::{Error, WebSocketReader, WebSocketStream, WebSocketWriter, lock};
+use crate::close::{CloseCode, check_sendable};
+use crate::config::Config;
+use crate::connection::Connection;
+use crate::drivers::serve::{
+    Backoff, HttpRequest, HttpResponse, busy_response, has_head, is_overload, log_accept_error,
+    plain_request,
+};
+use crate::drivers::{Answer, Message};
+use crate::error::UsageError;
+use crate::event::Event;
+use crate::handshake::{Accept, Request};
+use crate::sender::Sender;
+use ::tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use ::tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use ::tokio::sync::Notify;
+use ::tokio::task::JoinSet;
+use ::tokio::time::{Instant, sleep, sleep_until, timeout};
+use core::future::{Future, pending, poll_fn};
+use core::ops::{Deref, DerefMut};
+use core::pin::{Pin, pin};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::task::Poll;
+use core::time::Duration;
+use std::boxed::Box;
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::vec::Vec;
+
+type Decide = dyn Fn(&Request) -> Answer + Send + Sync;
+type Route = dyn Fn(&HttpRequest) -> Option<HttpResponse> + Send + Sync;
+type AcceptErrorHook = dyn Fn(&io::Error, Duration) + Send + Sync;
+type ErrorHook = dyn Fn(&Error) + Send + Sync;
+type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Which of two futures finished first.
+enum Either<A, B> {
+    Left(A),
+    Right(B),
+}
+
+/// Runs `a` and `b` together until one finishes; `a` is polled first.
+async fn race<A: Future, B: Future>(a: A, b: B) -> Either<A::Output, B::Output> {
+    let (mut a, mut b) = (pin!(a), pin!(b));
+    poll_fn(|cx| {
+        if let Poll::Ready(x) = a.as_mut().poll(cx) {
+            return Poll::Ready(Either::Left(x));
+        }
+        if let Poll::Ready(y) = b.as_mut().poll(cx) {
+            return Poll::Ready(Either::Right(y));
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// The Close frame sent to every open connection at shutdown.
+#[derive(Debug, Clone)]
+struct GoingAway {
+    code: CloseCode,
+    reason: Arc<str>,
+}
+
+/// One open connection's shutdown signal.
+#[derive(Debug, Default)]
+struct Signal {
+    raised: AtomicBool,
+    notify: Notify,
+}
+
+impl Signal {
+    fn raise(&self) {
+        self.raised.store(true, Ordering::Release);
+        // Stores a permit when nobody waits, so a waiter that checked the flag just before
+        // still wakes.
+        self.notify.notify_one();
+    }
+
+    fn is_raised(&self) -> bool {
+        self.raised.load(Ordering::Acquire)
+    }
+
+    async fn raised(&self) {
+        while !self.is_raised() {
+            self.notify.notified().await;
+        }
+    }
+}
+
+/// What the server, its handles and its connections share.
+#[derive(Debug)]
+struct Shared {
+    /// `Some` once shutdown started: the Close frame to send.
+    going_away: Mutex<Option<GoingAway>>,
+    /// The Close frame [`ServerHandle::shutdown`] and signals send.
+    default_close: Mutex<GoingAway>,
+    /// Wakes the accept loop when shutdown starts.
+    stop: Notify,
+    /// The open connections' signals (handshakes in progress included).
+    open: Mutex<HashMap<u64, Arc<Signal>>>,
+    next_id: AtomicU64,
+}
+
+impl Shared {
+    fn start_shutdown(&self, close: Option<GoingAway>) {
+        {
+            let mut going_away = lock(&self.going_away);
+            if going_away.is_none() {
+                *going_away = Some(close.unwrap_or_else(|| lock(&self.default_close).clone()));
+            }
+        }
+        self.stop.notify_one();
+    }
+
+    fn is_shutting_down(&self) -> bool {
+        lock(&self.going_away).is_some()
+    }
+
+    fn going_away(&self) -> GoingAway {
+        lock(&self.going_away)
+            .clone()
+            .unwrap_or_else(|| lock(&self.default_close).clone())
+    }
+
+    async fn stopped(&self) {
+        while !self.is_shutting_down() {
+            self.stop.notified().await;
+        }
+    }
+
+    fn register(self: &Arc<Self>) -> Registered {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let signal = Arc::new(Signal::default());
+        lock(&self.open).insert(id, Arc::clone(&signal));
+        Registered {
+            shared: Arc::clone(self),
+            id,
+            signal,
+        }
+    }
+
+    fn open_connections(&self) -> usize {
+        lock(&self.open).len()
+    }
+
+    fn raise_all(&self) {
+        for signal in lock(&self.open).values() {
+            signal.raise();
+        }
+    }
+}
+
+/// A connection's place among the open ones; leaving it (on drop) frees a place under
+/// `max_connections`.
+#[derive(Debug)]
+struct Registered {
+    shared: Arc<Shared>,
+    id: u64,
+    signal: Arc<Signal>,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        lock(&self.shared.open).remove(&self.id);
+    }
+}
+
+/// Starts a [`Server`]'s graceful shutdown from anywhere (another task, a test); cheap to
+/// clone.
+#[derive(Debug, Clone)]
+pub struct ServerHandle {
+    shared: Arc<Shared>,
+}
+
+impl ServerHandle {
+    /// Starts the graceful shutdown with the server's Close frame (1001 "going away" unless
+    /// [`Server::going_away`] chose another). Calls after the first change nothing.
+    pub fn shutdown(&self) {
+        self.shared.start_shutdown(None);
+    }
+
+    /// Starts the graceful shutdown, closing every connection with `code` and `reason`.
+    ///
+    /// # Errors
+    /// [`UsageError`] when `code` may not be sent (RFC 6455 §7.4.1) or `reason` is longer
+    /// than 123 bytes; nothing starts then.
+    pub fn shutdown_with(&self, code: CloseCode, reason: &str) -> Result<(), UsageError> {
+        let close = checked_close(code, reason)?;
+        self.shared.start_shutdown(Some(close));
+        Ok(())
+    }
+
+    /// Whether shutdown started.
+    #[must_use]
+    pub fn is_shutting_down(&self) -> bool {
+        self.shared.is_shutting_down()
+    }
+
+    /// How many connections are open (those still in their handshake included); the number
+    /// `max_connections` caps.
+    #[must_use]
+    pub fn connections(&self) -> usize {
+        self.shared.open_connections()
+    }
+}
+
+/// Checks a Close frame the way `Connection::close` will, so that shutdown cannot fail on
+/// every connection.
+fn checked_close(code: CloseCode, reason: &str) -> Result<GoingAway, UsageError> {
+    check_sendable(code, reason)?;
+    Ok(GoingAway {
+        code,
+        reason: reason.into(),
+    })
+}
+
+/// A WebSocket server: binds or takes a listener, runs each connection's handshake with a
+/// [`Config`] and an accept/reject decision, answers plain HTTP requests through an optional
+/// callback, and hands each accepted connection to the handler in a task of its own.
+///
+/// - **Overload:** when `accept` fails for lack of file descriptors or memory (EMFILE,
+///   ENFILE, ENOMEM, ENOBUFS) or because a connection was aborted in the backlog
+///   (ECONNABORTED), the error is logged ([`on_accept_error`](Self::on_accept_error)), the
+///   server waits 10 ms, doubling up to 100 ms while the errors go on, and accepts again.
+///   Open connections carry on. Any other accept error ends [`serve`](Self::serve) with it,
+///   after a graceful shutdown of the open connections.
+/// - **Connection cap:** past [`max_connections`](Self::max_connections), a new connection is
+///   answered `503 Service Unavailable` with `Retry-After` and closed; the handler never
+///   sees it.
+/// - **Graceful shutdown:** on [`ServerHandle::shutdown`], a future given to
+///   [`shutdown_on`](Self::shutdown_on), or SIGINT/SIGTERM after
+///   [`shutdown_on_signals`](Self::shutdown_on_signals): the listener closes, every open
+///   connection gets Close 1001 "going away" (see [`ServerStream`] for how it reaches the
+///   handlers), the server waits up to [`close_timeout`](Self::close_timeout) for their
+///   tasks to end, aborts the rest, and `serve` returns.
+///
+/// ```no_run
+/// use wsproto::Event;
+/// use wsproto::drivers::tokio::Server;
+/// use wsproto::drivers::HttpResponse;
+///
+/// # async fn demo() -> std::io::Result<()> {
+/// Server::bind("127.0.0.1:9001")
+///     .await?
+///     .max_connections(10_000)
+///     .http(|request| match request.path() {
+///         "/health" => Some(HttpResponse::new(200, "ok\n")),
+///         _ => None, // the WebSocket handshake answers (400 for a plain GET)
+///     })
+///     .shutdown_on_signals()
+///     .serve(|mut ws| async move {
+///         let _ = async {
+///             while let Some(()) = ws
+///                 .recv_with_sender(|event, sender| match event {
+///                     Event::Text(text) => sender.send_text_borrowed(text),
+///                     _ => Ok(()),
+///                 })
+///                 .await?
+///             {}
+///             Ok::<_, wsproto::drivers::Error>(())
+///         }
+///         .await;
+///     })
+///     .await
+/// # }
+/// ```
+pub struct Server {
+    listener: TcpListener,
+    config: Config,
+    max_connections: Option<usize>,
+    retry_after: u32,
+    close_timeout: Duration,
+    signals: bool,
+    shutdown_on: Option<BoxFuture>,
+    decide: Arc<Decide>,
+    http: Option<Arc<Route>>,
+    on_accept_error: Arc<AcceptErrorHook>,
+    on_error: Option<Arc<ErrorHook>>,
+    shared: Arc<Shared>,
+}
+
+impl core::fmt::Debug for Server {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Server")
+            .field("listener", &self.listener)
+            .field("config", &self.config)
+            .field("max_connections", &self.max_connections)
+            .field("retry_after", &self.retry_after)
+            .field("close_timeout", &self.close_timeout)
+            .field("signals", &self.signals)
+            .field("http", &self.http.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Binds a listener to `addr`.
+    ///
+    /// # Errors
+    /// As `TcpListener::bind`.
+    pub async fn bind(addr: impl ToSocketAddrs) -> io::Result<Self> {
+        Ok(Self::from_listener(TcpListener::bind(addr).await?))
+    }
+
+    /// Serves on a listener bound elsewhere.
+    #[must_use]
+    pub fn from_listener(listener: TcpListener) -> Self {
+        Self {
+            listener,
+            config: Config::default(),
+            max_connections: None,
+            retry_after: 5,
+            close_timeout: Duration::from_secs(10),
+            signals: false,
+            shutdown_on: None,
+            decide: Arc::new(|_| Answer::Accept(Accept::new())),
+            http: None,
+            on_accept_error: Arc::new(log_accept_error),
+            on_error: None,
+            shared: Arc::new(Shared {
+                going_away: Mutex::new(None),
+                default_close: Mutex::new(GoingAway {
+                    code: CloseCode::GOING_AWAY,
+                    reason: "going away".into(),
+                }),
+                stop: Notify::new(),
+                open: Mutex::new(HashMap::new()),
+                next_id: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The address the listener is bound to.
+    ///
+    /// # Errors
+    /// As `TcpListener::local_addr`.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// A handle that starts the shutdown.
+    #[must_use]
+    pub fn handle(&self) -> ServerHandle {
+        ServerHandle {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// The configuration of every connection (default: `Config::default()`). Its
+    /// `handshake_timeout` bounds the whole opening: the stream hook of
+    /// [`serve_with`](Self::serve_with) (a TLS handshake), reading the request and answering
+    /// it.
+    #[must_use]
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The most connections open at once (default: no cap). Past it new connections get
+    /// `503 Service Unavailable` with [`retry_after`](Self::retry_after).
+    #[must_use]
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = Some(max);
+        self
+    }
+
+    /// The `Retry-After` seconds of the 503 past `max_connections` (default 5).
+    #[must_use]
+    pub fn retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after = seconds;
+        self
+    }
+
+    /// How long shutdown waits for the connections to finish their closing handshakes and
+    /// their handlers to return before it aborts them (default 10 s, as Python websockets).
+    #[must_use]
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.close_timeout = timeout;
+        self
+    }
+
+    /// The Close frame sent at shutdown (default 1001 "going away").
+    ///
+    /// # Errors
+    /// [`UsageError`] when `code` may not be sent (RFC 6455 §7.4.1) or `reason` is longer
+    /// than 123 bytes.
+    pub fn going_away(self, code: CloseCode, reason: &str) -> Result<Self, UsageError> {
+        *lock(&self.shared.default_close) = checked_close(code, reason)?;
+        Ok(self)
+    }
+
+    /// Shuts down gracefully on SIGINT or SIGTERM (Ctrl-C off Unix). Later signals are
+    /// caught too, so the process exits once shutdown is done, within `close_timeout`.
+    /// tokio keeps its handlers for the life of the process: after `serve` returns, these
+    /// signals no longer end the process by themselves.
+    #[must_use]
+    pub fn shutdown_on_signals(mut self) -> Self {
+        self.signals = true;
+        self
+    }
+
+    /// Shuts down gracefully when `signal` completes.
+    #[must_use]
+    pub fn shutdown_on(mut self, signal: impl Future<Output = ()> + Send + 'static) -> Self {
+        self.shutdown_on = Some(Box::pin(signal));
+        self
+    }
+
+    /// Accepts or rejects each valid WebSocket request (default: accept, no subprotocol),
+    /// as `WebSocketStream::accept_with`.
+    #[must_use]
+    pub fn decide(mut self, decide: impl Fn(&Request) -> Answer + Send + Sync + 'static) -> Self {
+        self.decide = Arc::new(decide);
+        self
+    }
+
+    /// Answers plain HTTP requests (those without `Upgrade: websocket`) on the same port:
+    /// `route` returns the response, which is written before the connection closes, or
+    /// `None` to let the WebSocket handshake answer (400 Bad Request for a request that is not
+    /// an upgrade).
+    /// Without it every request goes to the handshake.
+    #[must_use]
+    pub fn http(
+        mut self,
+        route: impl Fn(&HttpRequest) -> Option<HttpResponse> + Send + Sync + 'static,
+    ) -> Self {
+        self.http = Some(Arc::new(route));
+        self
+    }
+
+    /// Called with each accept error that means overload and the wait before the next
+    /// accept (default: a line on stderr).
+    #[must_use]
+    pub fn on_accept_error(
+        mut self,
+        hook: impl Fn(&io::Error, Duration) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_accept_error = Arc::new(hook);
+        self
+    }
+
+    /// Called when a connection fails before it reaches the handler: the stream hook, an
+    /// invalid or rejected request (already answered with its 4xx), a handshake timeout
+    /// (default: nothing).
+    #[must_use]
+    pub fn on_error(mut self, hook: impl Fn(&Error) + Send + Sync + 'static) -> Self {
+        self.on_error = Some(Arc::new(hook));
+        self
+    }
+
+    /// Serves plain TCP connections until shutdown; see [`serve_with`](Self::serve_with).
+    ///
+    /// # Errors
+    /// As [`serve_with`](Self::serve_with).
+    pub async fn serve<H, HF>(self, handler: H) -> io::Result<()>
+    where
+        H: Fn(ServerStream<TcpStream>) -> HF + Send + Sync + 'static,
+        HF: Future<Output = ()> + Send + 'static,
+    {
+        self.serve_with(|tcp| async move { Ok(tcp) }, handler).await
+    }
+
+    /// Serves until shutdown: each accepted TCP stream goes through `wrap` (a TLS
+    /// handshake, say, with tokio-rustls' `TlsAcceptor::accept`), then the WebSocket
+    /// handshake, then `handler`, in a task per connection. Returns once the shutdown is
+    /// done (see [`Server`]).
+    ///
+    /// # Errors
+    /// An accept error that is not overload (after the graceful shutdown), or setting up
+    /// the signal handlers.
+    pub async fn serve_with<S, W, WF, H, HF>(self, wrap: W, handler: H) -> io::Result<()>
+    where
+        W: Fn(TcpStream) -> WF + Send + Sync + 'static,
+        WF: Future<Output = io::Result<S>> + Send + 'static,
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        H: Fn(ServerStream<S>) -> HF + Send + Sync + 'static,
+        HF: Future<Output = ()> + Send + 'static,
+    {
+        let Self {
+            listener,
+            config,
+            max_connections,
+            retry_after,
+            close_timeout,
+            signals,
+            shutdown_on,
+            decide,
+            http,
+            on_accept_error,
+            on_error,
+            shared,
+        } = self;
+        let signals = if signals {
+            Some(signals_future()?)
+        } else {
+            None
+        };
+        let external = async move {
+            let or_pending = |f: Option<BoxFuture>| async move {
+                match f {
+                    Some(f) => f.await,
+                    None => pending().await,
+                }
+            };
+            race(or_pending(shutdown_on), or_pending(signals)).await;
+        };
+        let mut stop = pin!(async {
+            if let Either::Right(()) = race(shared.stopped(), external).await {
+                shared.start_shutdown(None);
+            }
+        });
+        let ctx = Arc::new(Ctx {
+            wrap,
+            handler,
+            decide,
+            http,
+            on_error,
+            config,
+        });
+        let mut tasks = JoinSet::new();
+        let mut backoff = Backoff::default();
+        let result = loop {
+            let accepted = poll_fn(|cx| {
+                if stop.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(None);
+                }
+                // Reap finished tasks as they end, so that the set holds only live ones.
+                while let Poll::Ready(Some(_)) = tasks.poll_join_next(cx) {}
+                listener.poll_accept(cx).map(Some)
+            })
+            .await;
+            let Some(accepted) = accepted else {
+                break Ok(());
+            };
+            match accepted {
+                Ok((tcp, _)) => {
+                    backoff.reset();
+                    // Only a latency setting; a socket that refuses it still works.
+                    let _ = tcp.set_nodelay(true);
+                    if max_connections.is_some_and(|max| shared.open_connections() >= max) {
+                        tasks.spawn(busy(tcp, retry_after));
+                    } else {
+                        let registered = shared.register();
+                        tasks.spawn(connection(Arc::clone(&ctx), tcp, registered));
+                    }
+                }
+                Err(e) if is_overload(&e) => {
+                    let wait = backoff.next();
+                    on_accept_error(&e, wait);
+                    if let Either::Left(()) = race(stop.as_mut(), sleep(wait)).await {
+                        break Ok(());
+                    }
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        drop(listener);
+        shared.start_shutdown(None);
+        shared.raise_all();
+        let deadline = Instant::now() + close_timeout;
+        let drained = race(
+            async { while tasks.join_next().await.is_some() {} },
+            sleep_until(deadline),
+        )
+        .await;
+        if let Either::Right(()) = drained {
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+        }
+        result
+    }
+}
+
+/// SIGINT or SIGTERM, whichever comes first (Ctrl-C off Unix).
+fn signals_future() -> io::Result<BoxFuture> {
+    #[cfg(unix)]
+    {
+        use ::tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        Ok(Box::pin(async move {
+            race(interrupt.recv(), terminate.recv()).await;
+        }))
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(Box::pin(async {
+            let _ = ::tokio::signal::ctrl_c().await;
+        }))
+    }
+}
+
+/// What every connection task needs.
+struct Ctx<W, H> {
+    wrap: W,
+    handler: H,
+    decide: Arc<Decide>,
+    http: Option<Arc<Route>>,
+    on_error: Option<Arc<ErrorHook>>,
+    config: Config,
+}
+
+/// Answers a connection past the cap with 503 and closes it.
+async fn busy(mut tcp: TcpStream, retry_after: u32) {
+    // A new socket's send buffer takes these few bytes at once.
+    if tcp.write_all(&busy_response(retry_after)).await.is_err() {
+        return;
+    }
+    let _ = tcp.shutdown().await;
+    // Read the request before closing (for at most a second): closing with unread bytes
+    // resets the connection, and the reset can reach the client before it reads the 503.
+    let mut sink = [0; 1024];
+    let _ = timeout(Duration::from_secs(1), async {
+        while let Ok(1..) = tcp.read(&mut sink).await {}
+    })
+    .await;
+}
+
+/// One connection: the opening (under `handshake_timeout`), then the handler.
+async fn connection<S, W, WF, H, HF>(ctx: Arc<Ctx<W, H>>, tcp: TcpStream, registered: Registered)
+where
+    W: Fn(TcpStream) -> WF,
+    WF: Future<Output = io::Result<S>>,
+    S: AsyncRead + AsyncWrite + Unpin,
+    H: Fn(ServerStream<S>) -> HF,
+    HF: Future<Output = ()>,
+{
+    let opening = async {
+        match ctx.config.handshake_timeout {
+            Some(limit) => timeout(limit, open(&ctx, tcp))
+                .await
+                .unwrap_or_else(|_| Err(io::Error::from(io::ErrorKind::TimedOut).into())),
+            None => open(&ctx, tcp).await,
+        }
+    };
+    // A connection still opening at shutdown is dropped: it never was open to the handler.
+    let opened = match race(registered.signal.raised(), opening).await {
+        Either::Left(()) => return,
+        Either::Right(opened) => opened,
+    };
+    match opened {
+        Ok(Some((ws, request))) => {
+            (ctx.handler)(ServerStream {
+                ws,
+                request,
+                registered,
+                closing: false,
+            })
+            .await;
+        }
+        Ok(None) => {}
+        Err(e) => {
+            if let Some(hook) = &ctx.on_error {
+                hook(&e);
+            }
+        }
+    }
+}
+
+/// Wraps the stream, then serves a plain HTTP request (`Ok(None)`) or runs the WebSocket
+/// handshake.
+async fn open<S, W, WF, H>(
+    ctx: &Ctx<W, H>,
+    tcp: TcpStream,
+) -> Result<Option<(WebSocketStream<S>, Request)>, Error>
+where
+    W: Fn(TcpStream) -> WF,
+    WF: Future<Output = io::Result<S>>,
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut stream = (ctx.wrap)(tcp).await?;
+    let mut request = None;
+    let decide = |r: &Request| {
+        request = Some(r.clone());
+        (ctx.decide)(r)
+    };
+    let ws = match &ctx.http {
+        None => WebSocketStream::accept_with(stream, ctx.config.clone(), decide).await?,
+        Some(route) => {
+            let received = read_head(&mut stream, ctx.config.max_head_size).await?;
+            // A head too large goes to the handshake too, which answers 431.
+            if has_head(&received)
+                && let Some(response) =
+                    plain_request(&received, ctx.config.max_headers).and_then(|r| route(&r))
+            {
+                stream.write_all(&response.to_bytes()).await?;
+                stream.shutdown().await?;
+                return Ok(None);
+            }
+            let mut conn = Connection::server(ctx.config.clone());
+            conn.receive(&received);
+            WebSocketStream::from_connection(stream, conn)
+                .finish_accept(decide)
+                .await?
+        }
+    };
+    // The handshake succeeds only after `decide` saw the request.
+    let request = request.ok_or(Error::Closed)?;
+    Ok(Some((ws, request)))
+}
+
+/// Reads until the blank line that ends an HTTP head or `max` bytes; returns every byte read
+/// (frames may follow the head).
+async fn read_head<S: AsyncRead + Unpin>(stream: &mut S, max: usize) -> io::Result<Vec<u8>> {
+    let mut received = Vec::with_capacity(1024);
+    let mut chunk = [0; 2048];
+    loop {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        let scan_from = received.len().saturating_sub(3);
+        received.extend_from_slice(&chunk[..n]);
+        if has_head(&received[scan_from..]) || received.len() >= max {
+            return Ok(received);
+        }
+    }
+}
+
+/// A connection accepted by [`Server`]: a [`WebSocketStream`] (it derefs to one, for sends
+/// and queries) whose receive methods also send the server's Close frame when shutdown
+/// starts, then carry on receiving, so the handler sees the peer's answering Close and the
+/// end of the connection.
+///
+/// # How shutdown reaches the connections
+///
+/// The handler owns its connection, so the server cannot write to it. Instead each connection
+/// has a shutdown signal (a flag and a `Notify`), registered with the server while the
+/// connection is open. The handler receives a [`ServerStream`], a [`WebSocketStream`] whose
+/// receive methods (`recv`, `recv_with`, `recv_with_sender`, and `recv` on the reader half
+/// after `split`) also wait for that signal: when it is raised they send the Close frame
+/// (1001 "going away" unless told otherwise) and go on receiving, so the handler sees the
+/// peer's answering Close and then `Ok(None)`, the ordinary end of a connection. Shutdown
+/// then waits up to `close_timeout` for the handler tasks to end, and aborts the rest, which
+/// drops their sockets.
+///
+/// A handler that is not receiving when shutdown starts sends the Close the next time it
+/// calls one of those methods; [`ServerStream::is_shutting_down`] lets it look before then.
+/// Sends go through to the [`WebSocketStream`] unchanged, and so does anything else reached
+/// through `Deref`, such as its `Stream` implementation (feature `futures`), which does not
+/// watch for shutdown.
+#[derive(Debug)]
+pub struct ServerStream<S> {
+    ws: WebSocketStream<S>,
+    request: Request,
+    registered: Registered,
+    /// The shutdown Close was sent (or the signal is no longer watched).
+    closing: bool,
+}
+
+impl<S> Deref for ServerStream<S> {
+    type Target = WebSocketStream<S>;
+
+    fn deref(&self) -> &WebSocketStream<S> {
+        &self.ws
+    }
+}
+
+impl<S> DerefMut for ServerStream<S> {
+    fn deref_mut(&mut self) -> &mut WebSocketStream<S> {
+        &mut self.ws
+    }
+}
+
+/// The outcome of sending the server's Close: refused as a usage error only when the
+/// closing handshake is already under way, which is no failure here.
+fn ignore_closed(result: Result<(), Error>) -> Result<(), Error> {
+    match result {
+        // The handler or the peer closed first; the handshake finishes all the same.
+        Err(Error::Usage(_)) => Ok(()),
+        other => other,
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> ServerStream<S> {
+    /// The handshake request the connection was opened with.
+    #[must_use]
+    pub fn request(&self) -> &Request {
+        &self.request
+    }
+
+    /// Whether the server started shutting down; the next receive sends the Close.
+    #[must_use]
+    pub fn is_shutting_down(&self) -> bool {
+        self.registered.signal.is_raised()
+    }
+
+    /// Sends the server's Close once shutdown started.
+    async fn close_if_shutting_down(&mut self) -> Result<(), Error> {
+        if self.closing || !self.registered.signal.is_raised() {
+            return Ok(());
+        }
+        self.closing = true;
+        let GoingAway { code, reason } = self.registered.shared.going_away();
+        ignore_closed(self.ws.close(code, &reason).await)
+    }
+
+    /// As [`WebSocketStream::recv`]; at shutdown it sends the Close first.
+    ///
+    /// # Errors
+    /// As [`WebSocketStream::recv`].
+    pub async fn recv(&mut self) -> Result<Option<Message>, Error> {
+        loop {
+            self.close_if_shutting_down().await?;
+            if self.closing {
+                return self.ws.recv().await;
+            }
+            if let Either::Right(r) = race(self.registered.signal.raised(), self.ws.recv()).await {
+                return r;
+            }
+        }
+    }
+
+    /// As [`WebSocketStream::recv_with`]; at shutdown it sends the Close first.
+    ///
+    /// # Errors
+    /// As [`WebSocketStream::recv`].
+    pub async fn recv_with<R>(
+        &mut self,
+        f: impl FnOnce(Event<'_>) -> R,
+    ) -> Result<Option<R>, Error> {
+        let mut f = Some(f);
+        loop {
+            self.close_if_shutting_down().await?;
+            // `recv_with` calls its function only when it returns, so `f` is taken once.
+            let call = |event: Event<'_>| f.take().expect("called once")(event);
+            if self.closing {
+                return self.ws.recv_with(call).await;
+            }
+            if let Either::Right(r) =
+                race(self.registered.signal.raised(), self.ws.recv_with(call)).await
+            {
+                return r;
+            }
+        }
+    }
+
+    /// As [`WebSocketStream::recv_with_sender`]; at shutdown it sends the Close first.
+    ///
+    /// Once `f` has been called, the reply is written before shutdown can interrupt, so
+    /// shutdown never drops what `f` returned.
+    ///
+    /// # Errors
+    /// As [`WebSocketStream::recv_with_sender`].
+    pub async fn recv_with_sender<R>(
+        &mut self,
+        f: impl for<'e> FnOnce(Event<'e>, &mut Sender<'e>) -> Result<R, UsageError>,
+    ) -> Result<Option<R>, Error> {
+        let mut f = Some(f);
+        let called = AtomicBool::new(false);
+        loop {
+            self.close_if_shutting_down().await?;
+            // Called only by the pass that returns: shutdown interrupts a pass only before
+            // `f` runs.
+            let recv = self.ws.recv_with_sender(|event, sender| {
+                called.store(true, Ordering::Relaxed);
+                f.take().expect("called once")(event, sender)
+            });
+            if self.closing {
+                return recv.await;
+            }
+            let mut recv = pin!(recv);
+            let shutdown = self.registered.signal.raised();
+            let mut shutdown = pin!(shutdown);
+            let r = poll_fn(|cx| {
+                if !called.load(Ordering::Relaxed) && shutdown.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(None);
+                }
+                recv.as_mut().poll(cx).map(Some)
+            })
+            .await;
+            if let Some(r) = r {
+                return r;
+            }
+        }
+    }
+
+    /// Splits into a reader, which watches for shutdown as [`recv`](Self::recv) does, and
+    /// a writer.
+    pub fn split(self) -> (ServerReader<S>, WebSocketWriter<S>) {
+        let (reader, writer) = self.ws.split();
+        let reader = ServerReader {
+            reader,
+            writer: writer.clone(),
+            registered: self.registered,
+            closing: self.closing,
+        };
+        (reader, writer)
+    }
+}
+
+/// The reading half of a split [`ServerStream`]: at shutdown its `recv` sends the server's
+/// Close, then goes on receiving.
+#[derive(Debug)]
+pub struct ServerReader<S> {
+    reader: WebSocketReader<S>,
+    writer: WebSocketWriter<S>,
+    registered: Registered,
+    closing: bool,
+}
+
+impl<S: AsyncRead + AsyncWrite> ServerReader<S> {
+    /// Whether the server started shutting down.
+    #[must_use]
+    pub fn is_shutting_down(&self) -> bool {
+        self.registered.signal.is_raised()
+    }
+
+    /// As [`WebSocketReader::recv`]; at shutdown it sends the Close first.
+    ///
+    /// # Errors
+    /// As [`WebSocketReader::recv`].
+    pub async fn recv(&mut self) -> Result<Option<Message>, Error> {
+        loop {
+            if !self.closing && self.registered.signal.is_raised() {
+                self.closing = true;
+                let GoingAway { code, reason } = self.registered.shared.going_away();
+                ignore_closed(self.writer.close(code, &reason).await)?;
+            }
+            if self.closing {
+                return self.reader.recv().await;
+            }
+            if let Either::Right(r) =
+                race(self.registered.signal.raised(), self.reader.recv()).await
+            {
+                return r;
+            }
+        }
+    }
+}

@@ -115,7 +115,8 @@ pub fn client_config_with_roots(roots: RootCertStore) -> Arc<ClientConfig> {
 /// ```
 /// use wsproto::drivers::tls;
 ///
-/// let config = tls::with_alpn_h2(&tls::client_config_with_roots(Default::default()));
+/// let roots = rustls::RootCertStore::empty();
+/// let config = tls::with_alpn_h2(&tls::client_config_with_roots(roots));
 /// assert_eq!(config.alpn_protocols, [b"h2".to_vec()]);
 /// ```
 #[must_use]

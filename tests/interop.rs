@@ -857,22 +857,33 @@ fn client_wss_with_node_ws_server() {
 
 #[test]
 fn chat_in_headless_chromium() {
-    chat_in_chromium(false);
+    chat_in_chromium(false, false);
 }
 
 /// The page over https:// and its WebSocket over wss://, Chromium trusting the test leaf.
 #[test]
 fn chat_https_wss_in_headless_chromium() {
-    chat_in_chromium(true);
+    chat_in_chromium(true, false);
 }
 
-fn chat_in_chromium(tls: bool) {
+/// `axum_chat` over https with ALPN h2: Chromium loads the page over HTTP/2 and opens its
+/// WebSocket as an RFC 8441 extended CONNECT stream, which the welcome line reports
+/// (`over HTTP/2.0`). The 1 MiB deflate echo goes to `echo_server --http2` over h2 as well.
+#[test]
+fn axum_chat_over_h2_in_headless_chromium() {
+    chat_in_chromium(true, true);
+}
+
+/// `http2`: `axum_chat` and `echo_server --http2` (HTTP/2 with TLS), and every page must say
+/// its WebSocket runs over HTTP/2.0; otherwise `chat` and `echo_server`.
+fn chat_in_chromium(tls: bool, http2: bool) {
     let Some(setup) = setup() else { return };
-    let name = if tls {
-        "chat in chromium (https, wss)"
-    } else {
-        "chat in chromium"
+    let name = match (tls, http2) {
+        (true, true) => "axum_chat in chromium (https and wss over h2)",
+        (true, false) => "chat in chromium (https, wss)",
+        (false, _) => "chat in chromium",
     };
+    let chat_example = if http2 { "axum_chat" } else { "chat" };
     let certs = tls.then(|| certs(&setup));
     with_limit(name, Duration::from_secs(150), move |pids| {
         let with_tls = |command: &mut Command| {
@@ -880,12 +891,15 @@ fn chat_in_chromium(tls: bool) {
                 command.args(tls_server_args(certs));
             }
         };
-        let mut command = Command::new(setup.examples.join("chat"));
+        let mut command = Command::new(setup.examples.join(chat_example));
         command.args(["--addr", "127.0.0.1:0"]);
         with_tls(&mut command);
-        let mut chat = Proc::spawn(pids, &setup, "chat", &mut command);
+        let mut chat = Proc::spawn(pids, &setup, chat_example, &mut command);
         let scheme = if tls { "https://" } else { "http://" };
-        let line = chat.wait_line(&format!("chat: open {scheme}"), Duration::from_secs(10));
+        let line = chat.wait_line(
+            &format!("{chat_example}: open {scheme}"),
+            Duration::from_secs(10),
+        );
         let mut url = line
             .split_whitespace()
             .find(|word| word.starts_with(scheme))
@@ -895,6 +909,9 @@ fn chat_in_chromium(tls: bool) {
         // 1 MiB messages with it.
         let mut command = Command::new(setup.examples.join("echo_server"));
         command.args(["--addr", "127.0.0.1:0", "--deflate"]);
+        if http2 {
+            command.arg("--http2");
+        }
         with_tls(&mut command);
         let mut echo = Proc::spawn(pids, &setup, "echo_server", &mut command);
         let mut echo_url = url_in(&echo.wait_line("listening on", Duration::from_secs(10)));
@@ -906,9 +923,14 @@ fn chat_in_chromium(tls: bool) {
             echo_url = echo_url.replace("127.0.0.1", "localhost");
             browser.args(["--trust-spki", &certs.spki_sha256]);
         }
-        let screenshot = setup
-            .target
-            .join(if tls { "chat-wss.png" } else { "chat.png" });
+        if http2 {
+            browser.args(["--expect-welcome", "over HTTP/2.0"]);
+        }
+        let screenshot = setup.target.join(match (tls, http2) {
+            (true, true) => "chat-h2.png",
+            (true, false) => "chat-wss.png",
+            (false, _) => "chat.png",
+        });
         browser
             .args(["--url", &url, "--echo-url", &echo_url, "--timeout", "120"])
             .arg("--screenshot")

@@ -4,11 +4,21 @@
 //! HTTP version its WebSocket runs over.
 //!
 //! `cargo run --release --example axum_chat`, then open <http://127.0.0.1:8080/> in two tabs.
+//!
+//! With `--tls-cert cert.pem --tls-key key.pem` it serves https:// with ALPN `h2` and
+//! `http/1.1` (axum's router on hyper-util's connection, `common/http2_server.rs`, since
+//! `axum::serve` has no TLS): a browser then loads the page over HTTP/2 and opens its
+//! WebSocket as an RFC 8441 stream on the same connection, and the welcome line says
+//! `over HTTP/2.0`.
 
 #[path = "common/args.rs"]
 mod args;
 #[path = "common/chat_room.rs"]
 mod chat_room;
+#[path = "common/http2_server.rs"]
+mod http2_server;
+#[path = "common/tls.rs"]
+mod tls;
 
 use axum::Router;
 use axum::extract::State;
@@ -23,12 +33,15 @@ use tokio::sync::broadcast;
 use wsproto::Config;
 use wsproto::drivers::axum::WebSocketUpgrade;
 
-const USAGE: &str = "axum_chat: a browser chat room over WebSocket (axum, HTTP/1.1 and h2c)
+const USAGE: &str = "axum_chat: a browser chat room over WebSocket (axum, HTTP/1.1 and HTTP/2)
 
-usage: axum_chat [--addr HOST:PORT]
+usage: axum_chat [--addr HOST:PORT] [--tls-cert PEM --tls-key PEM]
 
   --addr HOST:PORT   where to listen (default 127.0.0.1:8080); serves the page at / and
-                     the WebSocket endpoint at /ws";
+                     the WebSocket endpoint at /ws (HTTP/1.1 and h2c)
+  --tls-cert PEM     certificate chain (leaf first): serve https:// with ALPN h2 and
+                     http/1.1; needs --tls-key
+  --tls-key PEM      the leaf's private key (PKCS#8, PKCS#1 or SEC1); needs --tls-cert";
 
 #[derive(Clone)]
 struct Room {
@@ -38,7 +51,8 @@ struct Room {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let args = args::Args::parse(USAGE, &["addr"], &[]);
+    let args = args::Args::parse(USAGE, &["addr", tls::OPTIONS[0], tls::OPTIONS[1]], &[]);
+    let tls = tls::server_config_h2(&args).map(tokio_rustls::TlsAcceptor::from);
     let room = Room {
         lines: broadcast::channel(256).0,
         guests: Arc::new(AtomicU64::new(1)),
@@ -48,11 +62,18 @@ async fn main() -> std::io::Result<()> {
         .route("/ws", any(join))
         .with_state(room);
     let listener = TcpListener::bind(args.get("addr", "127.0.0.1:8080")).await?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     println!(
-        "axum_chat: open http://{}/ in two browser tabs",
+        "axum_chat: open {scheme}://{}/ in two browser tabs",
         listener.local_addr()?
     );
-    axum::serve(listener, app).await
+    match tls {
+        None => axum::serve(listener, app).await,
+        Some(tls) => {
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            http2_server::serve(listener, Some(tls), service).await
+        }
+    }
 }
 
 async fn page() -> Response {

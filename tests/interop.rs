@@ -5,7 +5,10 @@
 //! - our client (the blocking driver, the case runner below) against the Python and Node
 //!   echo servers, with the same case list;
 //! - the `chat` example in two headless Chromium pages (`chat_browser.js`), screenshot saved
-//!   as `<target>/chat.png`;
+//!   as `<target>/chat.png`; `axum_chat` likewise over https with ALPN h2, its WebSockets
+//!   RFC 8441 streams (the page's welcome line must say `over HTTP/2.0`);
+//! - `echo_server --http2` against our HTTP/2 client: several WebSockets on one h2c (or h2
+//!   over TLS) connection and an HTTP/1.1 upgrade on the same port, echoed byte for byte;
 //! - all of the above again over TLS (wss://, and https:// for the chat page): our servers
 //!   with `--tls-cert/--tls-key`, the peers' clients with `--ca-file`, the peers' servers with
 //!   their own TLS, and Chromium trusting the test leaf's public key. The certificates (a CA
@@ -521,15 +524,23 @@ fn echo_server_blocking_wss_with_node_ws_client() {
 fn examples_want_both_tls_flags() {
     let Some(setup) = setup() else { return };
     let certs = certs(&setup);
-    for example in ["echo_server", "echo_server_blocking", "chat"] {
+    let examples: [(&str, &[&str]); 5] = [
+        ("echo_server", &[]),
+        ("echo_server", &["--http2"]),
+        ("echo_server_blocking", &[]),
+        ("chat", &[]),
+        ("axum_chat", &[]),
+    ];
+    for (example, extra) in examples {
         for (flag, path) in [("--tls-cert", &certs.cert), ("--tls-key", &certs.key)] {
             let out = Command::new(setup.examples.join(example))
+                .args(extra)
                 .args(["--addr", "127.0.0.1:0", flag])
                 .arg(path)
                 .stdin(Stdio::null())
                 .output()
                 .unwrap();
-            assert_eq!(out.status.code(), Some(2), "{example} {flag}");
+            assert_eq!(out.status.code(), Some(2), "{example} {extra:?} {flag}");
             assert_eq!(
                 String::from_utf8_lossy(&out.stderr),
                 "--tls-cert and --tls-key go together: give both or neither\n",
@@ -853,26 +864,160 @@ fn client_wss_with_node_ws_server() {
     our_client_their_server("node_echo_server.js", false, true);
 }
 
+// ----- echo_server --http2 and our HTTP/2 client -----------------------------------------
+
+/// WebSockets `echo_server --http2` serves on one HTTP/2 connection in these tests.
+const H2_STREAMS: usize = 8;
+
+/// `echo_server --http2` over h2c: [`H2_STREAMS`] RFC 8441 streams on one TCP connection
+/// (every other one deflated), each echoing text and binary byte for byte, and an HTTP/1.1
+/// upgrade on the same port beside them.
+#[test]
+fn echo_server_http2_h2c_with_our_http2_client() {
+    echo_server_http2(false);
+}
+
+/// The same over TLS: ALPN h2 (`tls::with_alpn_h2`) for the streams, none (HTTP/1.1) for the
+/// upgrade.
+#[test]
+fn echo_server_http2_tls_with_our_http2_client() {
+    echo_server_http2(true);
+}
+
+fn echo_server_http2(tls: bool) {
+    use wsproto::drivers::tokio::WebSocketStream;
+    use wsproto::drivers::tokio::http2::H2Connection;
+
+    let Some(setup) = setup() else { return };
+    let name = if tls {
+        "echo_server --http2 (h2 over TLS)"
+    } else {
+        "echo_server --http2 (h2c)"
+    };
+    let certs = tls.then(|| certs(&setup));
+    with_limit(name, Duration::from_secs(120), move |pids| {
+        let mut command = Command::new(setup.examples.join("echo_server"));
+        command.args(["--addr", "127.0.0.1:0", "--deflate", "--http2"]);
+        if let Some(certs) = certs {
+            command.args(tls_server_args(certs));
+        }
+        let mut server = Proc::spawn(pids, &setup, "echo_server", &mut command);
+        let url = url_in(&server.wait_line("listening on", Duration::from_secs(10)));
+        let url = url.replace("127.0.0.1", "localhost");
+        let addr = url.split('/').nth(2).unwrap().to_string();
+        let roots = certs.map(|certs| {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(certs.ca_der.clone()).unwrap();
+            tls::client_config_with_roots(roots)
+        });
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let started = Instant::now();
+        runtime.block_on(async move {
+            let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+            let h2 = match &roots {
+                None => H2Connection::handshake(tcp).await.unwrap(),
+                Some(roots) => {
+                    let connector = tokio_rustls::TlsConnector::from(tls::with_alpn_h2(roots));
+                    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+                    let tls = connector.connect(name, tcp).await.unwrap();
+                    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+                    H2Connection::handshake(tls).await.unwrap()
+                }
+            };
+            let mut streams = Vec::new();
+            for s in 0..H2_STREAMS {
+                let (h2, request) = (h2.clone(), ClientRequest::new(&url).unwrap());
+                streams.push(tokio::spawn(async move {
+                    let ws = h2.open(request, case_config(s % 2 == 0)).await.unwrap();
+                    assert_eq!(ws.connection().is_deflate_negotiated(), s % 2 == 0);
+                    echo_exactly(ws, s).await;
+                }));
+            }
+            // An HTTP/1.1 upgrade to the same port, while the streams run.
+            let mut connector = Connector::new();
+            if let Some(roots) = roots {
+                connector = connector.tls_config(roots);
+            }
+            let request = ClientRequest::new(&url).unwrap();
+            let ws = WebSocketStream::connect_using(request, case_config(true), &connector)
+                .await
+                .unwrap();
+            echo_exactly(ws, H2_STREAMS).await;
+            for stream in streams {
+                stream.await.unwrap();
+            }
+        });
+        report!(
+            "{name}: {H2_STREAMS} streams on one connection and an HTTP/1.1 upgrade echoed in {} ms",
+            started.elapsed().as_millis()
+        );
+    });
+}
+
+/// Sends text and binary messages from empty to 1 MiB on `ws` (`seed` varies the bytes) and
+/// expects each back exactly, with its type; then closes with 1000.
+async fn echo_exactly<S>(mut ws: wsproto::drivers::tokio::WebSocketStream<S>, seed: usize)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    for len in [0, 125, 126, 65535, 65536, 1 << 20] {
+        let text = format!("{seed} {}", make_text(len));
+        ws.send_text(&text).await.unwrap();
+        match ws.recv().await.unwrap() {
+            Some(Message::Text(back)) => assert!(back == text, "stream {seed}: text of {len}"),
+            other => panic!("stream {seed}: expected text of {len}, got {other:?}"),
+        }
+        let mut binary = make_binary(len);
+        binary.iter_mut().for_each(|b| *b ^= seed as u8);
+        ws.send_binary(&binary).await.unwrap();
+        match ws.recv().await.unwrap() {
+            Some(Message::Binary(back)) => {
+                assert!(back == binary, "stream {seed}: binary of {len}")
+            }
+            other => panic!("stream {seed}: expected binary of {len}, got {other:?}"),
+        }
+    }
+    ws.close(CloseCode::NORMAL, "done").await.unwrap();
+    while let Some(message) = ws.recv().await.unwrap() {
+        assert!(matches!(message, Message::Close { .. }), "{message:?}");
+    }
+}
+
 // ----- the chat page in Chromium ----------------------------------------------------------
 
 #[test]
 fn chat_in_headless_chromium() {
-    chat_in_chromium(false);
+    chat_in_chromium(false, false);
 }
 
 /// The page over https:// and its WebSocket over wss://, Chromium trusting the test leaf.
 #[test]
 fn chat_https_wss_in_headless_chromium() {
-    chat_in_chromium(true);
+    chat_in_chromium(true, false);
 }
 
-fn chat_in_chromium(tls: bool) {
+/// `axum_chat` over https with ALPN h2: Chromium loads the page over HTTP/2 and opens its
+/// WebSocket as an RFC 8441 extended CONNECT stream, which the welcome line reports
+/// (`over HTTP/2.0`). The 1 MiB deflate echo goes to `echo_server --http2` over h2 as well.
+#[test]
+fn axum_chat_over_h2_in_headless_chromium() {
+    chat_in_chromium(true, true);
+}
+
+/// `http2`: `axum_chat` and `echo_server --http2` (HTTP/2 with TLS), and every page must say
+/// its WebSocket runs over HTTP/2.0; otherwise `chat` and `echo_server`.
+fn chat_in_chromium(tls: bool, http2: bool) {
     let Some(setup) = setup() else { return };
-    let name = if tls {
-        "chat in chromium (https, wss)"
-    } else {
-        "chat in chromium"
+    let name = match (tls, http2) {
+        (true, true) => "axum_chat in chromium (https and wss over h2)",
+        (true, false) => "chat in chromium (https, wss)",
+        (false, _) => "chat in chromium",
     };
+    let chat_example = if http2 { "axum_chat" } else { "chat" };
     let certs = tls.then(|| certs(&setup));
     with_limit(name, Duration::from_secs(150), move |pids| {
         let with_tls = |command: &mut Command| {
@@ -880,12 +1025,15 @@ fn chat_in_chromium(tls: bool) {
                 command.args(tls_server_args(certs));
             }
         };
-        let mut command = Command::new(setup.examples.join("chat"));
+        let mut command = Command::new(setup.examples.join(chat_example));
         command.args(["--addr", "127.0.0.1:0"]);
         with_tls(&mut command);
-        let mut chat = Proc::spawn(pids, &setup, "chat", &mut command);
+        let mut chat = Proc::spawn(pids, &setup, chat_example, &mut command);
         let scheme = if tls { "https://" } else { "http://" };
-        let line = chat.wait_line(&format!("chat: open {scheme}"), Duration::from_secs(10));
+        let line = chat.wait_line(
+            &format!("{chat_example}: open {scheme}"),
+            Duration::from_secs(10),
+        );
         let mut url = line
             .split_whitespace()
             .find(|word| word.starts_with(scheme))
@@ -895,6 +1043,9 @@ fn chat_in_chromium(tls: bool) {
         // 1 MiB messages with it.
         let mut command = Command::new(setup.examples.join("echo_server"));
         command.args(["--addr", "127.0.0.1:0", "--deflate"]);
+        if http2 {
+            command.arg("--http2");
+        }
         with_tls(&mut command);
         let mut echo = Proc::spawn(pids, &setup, "echo_server", &mut command);
         let mut echo_url = url_in(&echo.wait_line("listening on", Duration::from_secs(10)));
@@ -906,9 +1057,14 @@ fn chat_in_chromium(tls: bool) {
             echo_url = echo_url.replace("127.0.0.1", "localhost");
             browser.args(["--trust-spki", &certs.spki_sha256]);
         }
-        let screenshot = setup
-            .target
-            .join(if tls { "chat-wss.png" } else { "chat.png" });
+        if http2 {
+            browser.args(["--expect-welcome", "over HTTP/2.0"]);
+        }
+        let screenshot = setup.target.join(match (tls, http2) {
+            (true, true) => "chat-h2.png",
+            (true, false) => "chat-wss.png",
+            (false, _) => "chat.png",
+        });
         browser
             .args(["--url", &url, "--echo-url", &echo_url, "--timeout", "120"])
             .arg("--screenshot")

@@ -14,7 +14,7 @@ const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable
 
 const HELP = `Usage: node chat_browser.js --url http://127.0.0.1:P/ [--screenshot PATH] [--timeout SEC]
                           [--step-timeout SEC] [--chromium PATH] [--echo-url ws://HOST:P/]
-                          [--trust-spki BASE64]
+                          [--trust-spki BASE64] [--expect-welcome TEXT]
 
 Opens the chat page at URL in two headless Chromium pages (A and B, separate browser contexts),
 waits until both show '#status' with text 'connected', types a unique message into '#message' in
@@ -33,6 +33,12 @@ Options:
   --trust-spki BASE64  for https:// and wss:// with a test certificate: Chromium accepts a server
                        certificate whose public key (SubjectPublicKeyInfo) has this base64 SHA-256
                        (--ignore-certificate-errors-spki-list); other certificate errors still fail
+  --expect-welcome TEXT
+                       each page's welcome line (the first '#messages' <li> starting 'you are ';
+                       the page shows notices without their '* ') must contain TEXT, e.g.
+                       'over HTTP/2.0' from a server that names the HTTP version its WebSocket
+                       runs over; the page's own protocol (nextHopProtocol of its Navigation
+                       Timing entry, 'h2' for HTTP/2) is reported with it
 
 One line per step (PASS/FAIL), '#' lines are information (page console errors, diagnostics),
 final line 'interop: N passed, M failed'.  Exit status 0 only when nothing failed.`;
@@ -43,7 +49,7 @@ function usageError(msg) {
 }
 
 function parseArgs(argv) {
-  const args = { url: null, screenshot: DEFAULT_SCREENSHOT, timeout: 120, stepTimeout: 30, chromium: '/usr/bin/chromium', echoUrl: null, trustSpki: null };
+  const args = { url: null, screenshot: DEFAULT_SCREENSHOT, timeout: 120, stepTimeout: 30, chromium: '/usr/bin/chromium', echoUrl: null, trustSpki: null, expectWelcome: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -63,6 +69,7 @@ function parseArgs(argv) {
     else if (a === '--chromium') args.chromium = value();
     else if (a === '--echo-url') args.echoUrl = value();
     else if (a === '--trust-spki') args.trustSpki = value();
+    else if (a === '--expect-welcome') args.expectWelcome = value();
     else usageError(`unknown argument ${a}`);
   }
   if (!args.url) usageError('--url is required');
@@ -135,6 +142,13 @@ function statusIsConnected() {
   return !!el && el.textContent.trim() === 'connected';
 }
 
+// The guest's welcome line ('you are guest-N ...', a notice shown without its '* '), or null
+// before it arrives.
+function welcomeLine() {
+  const li = Array.from(document.querySelectorAll('#messages li')).find((li) => li.textContent.startsWith('you are '));
+  return li ? li.textContent : null;
+}
+
 function listHas(text) {
   return Array.from(document.querySelectorAll('#messages li')).some((li) => li.textContent.includes(text));
 }
@@ -196,7 +210,15 @@ async function main() {
     if (resp && !resp.ok()) throw new Error(`GET ${args.url} returned HTTP ${resp.status()}`);
     await page.waitForFunction(statusIsConnected, null, { timeout: stepMs, polling: 50 })
       .catch(async () => { throw new Error(`#status never became 'connected' within ${args.stepTimeout} s; ${await describe(page)}`); });
-    return `loaded ${args.url}, #status is 'connected'`;
+    if (args.expectWelcome === null) return `loaded ${args.url}, #status is 'connected'`;
+    const welcome = await page.waitForFunction(welcomeLine, null, { timeout: stepMs, polling: 50 })
+      .then((line) => line.jsonValue())
+      .catch(async () => { throw new Error(`no welcome line within ${args.stepTimeout} s; ${await describe(page)}`); });
+    const alpn = await page.evaluate(() => performance.getEntriesByType('navigation')[0].nextHopProtocol);
+    if (!welcome.includes(args.expectWelcome)) {
+      throw new Error(`welcome line ${JSON.stringify(welcome)} lacks ${JSON.stringify(args.expectWelcome)} (page loaded over ${alpn})`);
+    }
+    return `loaded ${args.url} over ${alpn}, #status is 'connected', welcome ${JSON.stringify(welcome)}`;
   };
 
   try {

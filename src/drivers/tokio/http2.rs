@@ -191,7 +191,7 @@ impl H2Connection {
     /// permessage-deflate when `config.deflate` asks for it. A 2xx answer opens it: the
     /// subprotocol and extensions the server chose are checked as an HTTP/1.1 client checks a
     /// 101's, and the returned stream's connection is open, in the client role, masking with
-    /// keys from [`os_entropy`](crate::os_entropy). All of it within
+    /// keys from [`os_entropy`]. All of it within
     /// `config.handshake_timeout`.
     ///
     /// # Errors

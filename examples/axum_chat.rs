@@ -10,6 +10,9 @@
 //! `axum::serve` has no TLS): a browser then loads the page over HTTP/2 and opens its
 //! WebSocket as an RFC 8441 stream on the same connection, and the welcome line says
 //! `over HTTP/2.0`.
+//!
+//! SIGINT or SIGTERM closes every guest's WebSocket with 1001 "going away" before exiting
+//! (`drivers::tokio::Shutdown`).
 
 #[path = "common/args.rs"]
 mod args;
@@ -17,6 +20,8 @@ mod args;
 mod chat_room;
 #[path = "common/http2_server.rs"]
 mod http2_server;
+#[path = "common/shutdown.rs"]
+mod shutdown;
 #[path = "common/tls.rs"]
 mod tls;
 
@@ -32,6 +37,7 @@ use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 use wsproto::Config;
 use wsproto::drivers::axum::WebSocketUpgrade;
+use wsproto::drivers::tokio::Shutdown;
 
 const USAGE: &str = "axum_chat: a browser chat room over WebSocket (axum, HTTP/1.1 and HTTP/2)
 
@@ -47,6 +53,7 @@ usage: axum_chat [--addr HOST:PORT] [--tls-cert PEM --tls-key PEM]
 struct Room {
     lines: broadcast::Sender<Line>,
     guests: Arc<AtomicU64>,
+    shutdown: Shutdown,
 }
 
 #[tokio::main]
@@ -56,7 +63,9 @@ async fn main() -> std::io::Result<()> {
     let room = Room {
         lines: broadcast::channel(256).0,
         guests: Arc::new(AtomicU64::new(1)),
+        shutdown: Shutdown::new(),
     };
+    let shutdown = room.shutdown.clone();
     let app = Router::new()
         .route("/", get(page))
         .route("/ws", any(join))
@@ -68,10 +77,10 @@ async fn main() -> std::io::Result<()> {
         listener.local_addr()?
     );
     match tls {
-        None => axum::serve(listener, app).await,
+        None => shutdown::serve_axum(listener, app, &shutdown).await,
         Some(tls) => {
             let service = hyper_util::service::TowerToHyperService::new(app);
-            http2_server::serve(listener, Some(tls), service).await
+            http2_server::serve(listener, Some(tls), service, &shutdown).await
         }
     }
 }
@@ -92,12 +101,13 @@ async fn join(State(room): State<Room>, ws: WebSocketUpgrade) -> Response {
     let mut config = Config::default();
     config.max_message_size = 64 << 10; // chat lines are short
     let via = format!(" (over {:?})", ws.http_version());
+    let request = ws.request().clone();
     // Browsers offer permessage-deflate; chat text compresses well.
     ws.config(config)
         .deflate(true)
         .on_upgrade(move |ws| async move {
             if let Err(e) = {
-                let (reader, writer) = ws.split();
+                let (reader, writer) = room.shutdown.watch(ws, request).split();
                 chat_room::run_guest(reader, writer, room.lines, &room.guests, &via).await
             } {
                 eprintln!("axum_chat: connection ended: {e}");

@@ -6,10 +6,13 @@
 //! `cargo run --release --example axum_echo_server -- --addr 127.0.0.1:9001 --deflate`
 //!
 //! `axum::serve` serves HTTP/1.1 and HTTP/2 with prior knowledge on the same port and
-//! enables extended CONNECT. Autobahn runs against it in `.ci/autobahn`.
+//! enables extended CONNECT. Autobahn runs against it in `.ci/autobahn`. SIGINT or SIGTERM
+//! closes every WebSocket with 1001 "going away" before exiting (`drivers::tokio::Shutdown`).
 
 #[path = "common/args.rs"]
 mod args;
+#[path = "common/shutdown.rs"]
+mod shutdown;
 
 use axum::Router;
 use axum::extract::State;
@@ -17,7 +20,9 @@ use axum::response::Response;
 use axum::routing::any;
 use tokio::net::TcpListener;
 use wsproto::Config;
-use wsproto::drivers::axum::{WebSocket, WebSocketUpgrade};
+use wsproto::drivers::axum::WebSocketUpgrade;
+use wsproto::drivers::hyper::UpgradedStream;
+use wsproto::drivers::tokio::{ServerStream, Shutdown};
 
 const USAGE: &str = "axum_echo_server: a WebSocket echo server on axum (HTTP/1.1 and h2c)
 
@@ -35,29 +40,34 @@ async fn main() -> std::io::Result<()> {
     if args.flag("deflate") {
         config.deflate = Some(wsproto::DeflateConfig::default());
     }
+    let shutdown = Shutdown::new();
     let app = Router::new()
         .route("/", any(upgrade))
         .route("/{*path}", any(upgrade))
-        .with_state(config);
+        .with_state((config, shutdown.clone()));
     let listener = TcpListener::bind(args.get("addr", "127.0.0.1:9001")).await?;
     println!(
         "axum_echo_server listening on ws://{}",
         listener.local_addr()?
     );
-    axum::serve(listener, app).await
+    shutdown::serve_axum(listener, app, &shutdown).await
 }
 
-async fn upgrade(State(config): State<Config>, ws: WebSocketUpgrade) -> Response {
+async fn upgrade(
+    State((config, shutdown)): State<(Config, Shutdown)>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let request = ws.request().clone();
     ws.config(config)
         .on_failed_upgrade(|e| eprintln!("upgrade failed: {e}"))
-        .on_upgrade(|ws| async {
-            if let Err(e) = echo(ws).await {
+        .on_upgrade(move |ws| async move {
+            if let Err(e) = echo(shutdown.watch(ws, request)).await {
                 eprintln!("connection ended: {e}");
             }
         })
 }
 
-async fn echo(mut ws: WebSocket) -> Result<(), wsproto::drivers::Error> {
+async fn echo(mut ws: ServerStream<UpgradedStream>) -> Result<(), wsproto::drivers::Error> {
     // The reply's header is queued and its payload written from the receive buffer itself.
     while let Some(()) = ws
         .recv_with_sender(|event, sender| match event {

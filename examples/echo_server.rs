@@ -11,12 +11,15 @@
 //! With `--http2` it serves HTTP/1.1 and HTTP/2 on one port through hyper instead (h2c by
 //! prior knowledge; with the TLS flags, h2 or HTTP/1.1 as ALPN picks), and each WebSocket,
 //! an HTTP/1.1 upgrade or an RFC 8441 extended CONNECT stream, is upgraded by
-//! `drivers::hyper` and echoed the same way.
+//! `drivers::hyper` and echoed the same way; SIGINT or SIGTERM closes them with 1001 too,
+//! through `drivers::tokio::Shutdown`.
 
 #[path = "common/args.rs"]
 mod args;
 #[path = "common/http2_server.rs"]
 mod http2_server;
+#[path = "common/shutdown.rs"]
+mod shutdown;
 #[path = "common/tls.rs"]
 mod tls;
 
@@ -26,7 +29,7 @@ use hyper::{Request, Response};
 use std::convert::Infallible;
 use tokio::io::{AsyncRead, AsyncWrite};
 use wsproto::drivers::hyper::Upgrade;
-use wsproto::drivers::tokio::{Server, ServerStream};
+use wsproto::drivers::tokio::{Server, ServerStream, Shutdown};
 use wsproto::{Accept, Config, Event, Sender, UsageError};
 
 const USAGE: &str = "echo_server: a WebSocket echo server (tokio, one task per connection)
@@ -113,32 +116,33 @@ async fn serve_http2(args: &args::Args, config: Config) -> std::io::Result<()> {
         "echo_server listening on {scheme}://{} ({versions})",
         listener.local_addr()?
     );
-    let service = hyper::service::service_fn(move |request| upgrade(request, config.clone()));
-    http2_server::serve(listener, tls, service).await
+    let shutdown = Shutdown::new();
+    let watching = shutdown.clone();
+    let service = hyper::service::service_fn(move |request| {
+        upgrade(request, config.clone(), watching.clone())
+    });
+    http2_server::serve(listener, tls, service, &shutdown).await
 }
 
 /// Answers one request: a WebSocket handshake is accepted and its stream echoed on a task of
-/// its own; anything else gets the core's 4xx.
+/// its own, watched by `shutdown`; anything else gets the core's 4xx.
 async fn upgrade(
     mut request: Request<Incoming>,
     config: Config,
+    shutdown: Shutdown,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let upgrade = match Upgrade::new(&mut request, config) {
         Ok(upgrade) => upgrade,
         Err(rejection) => return Ok(rejection.response().map(Full::from)),
     };
+    let request = upgrade.request().clone();
     let Ok((response, pending)) = upgrade.accept(Accept::new()) else {
         unreachable!("Accept::new() chooses nothing that can be refused");
     };
     tokio::spawn(async move {
-        let result = async {
-            let mut ws = pending.await?;
-            while let Some(()) = ws.recv_with_sender(reply).await? {}
-            Ok::<_, wsproto::drivers::Error>(())
-        }
-        .await;
-        if let Err(e) = result {
-            eprintln!("connection ended: {e}");
+        match pending.await {
+            Ok(ws) => echo(shutdown.watch(ws, request)).await,
+            Err(e) => eprintln!("upgrade failed: {e}"),
         }
     });
     Ok(response.map(|()| Full::default()))

@@ -987,6 +987,174 @@ where
     }
 }
 
+// ----- graceful shutdown of the example servers ------------------------------------------
+
+/// Issue 16: on SIGTERM every tokio example server closes its WebSockets with 1001 "going
+/// away" and exits 0: over HTTP/1.1 upgrades, and over RFC 8441 streams where it serves
+/// HTTP/2 (h2c, or h2 over TLS). The `Server`-based ones through `shutdown_on_signals`, the
+/// hyper and axum ones through `drivers::tokio::Shutdown`.
+#[test]
+fn example_servers_close_with_1001_on_sigterm() {
+    let Some(setup) = setup() else { return };
+    let certs = certs(&setup);
+    with_limit(
+        "example servers on SIGTERM",
+        Duration::from_secs(120),
+        move |pids| {
+            // (example, extra arguments, WebSocket path, serves HTTP/2, TLS)
+            let servers: [(&str, &[&str], &str, bool, bool); 8] = [
+                ("echo_server", &[], "/", false, false),
+                ("echo_server", &[], "/", false, true),
+                ("echo_server", &["--http2"], "/", true, false),
+                ("echo_server", &["--http2"], "/", true, true),
+                ("chat", &[], "/ws", false, false),
+                ("axum_echo_server", &[], "/", true, false),
+                ("axum_chat", &[], "/ws", true, false),
+                ("axum_chat", &[], "/ws", true, true),
+            ];
+            for (example, args, path, http2, tls) in servers {
+                let mut name = [example]
+                    .iter()
+                    .chain(args)
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                if tls {
+                    name.push_str(" (TLS)");
+                }
+                let mut command = Command::new(setup.examples.join(example));
+                command.args(["--addr", "127.0.0.1:0"]).args(args);
+                if tls {
+                    command.args(tls_server_args(certs));
+                }
+                let mut server = Proc::spawn(pids, &setup, example, &mut command);
+                let line = server.wait_line("://", Duration::from_secs(10));
+                let port = addr_in(&line).rsplit(':').next().unwrap().to_string();
+                let scheme = if tls { "wss" } else { "ws" };
+                let url = format!("{scheme}://localhost:{port}{path}");
+                let roots = tls.then(|| {
+                    let mut roots = rustls::RootCertStore::empty();
+                    roots.add(certs.ca_der.clone()).unwrap();
+                    tls::client_config_with_roots(roots)
+                });
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                let pid = server.child.id();
+                let closed = runtime.block_on(going_away_on_sigterm(pid, url, roots, http2));
+                let (status, _) = server.finish(Duration::from_secs(15));
+                assert!(status.success(), "{name}: exit {status}");
+                report!("{name}: {closed} WebSockets closed with 1001, exit 0");
+            }
+        },
+    );
+}
+
+/// The `host:port` in a line that holds a URL (`listening on ws://…`, `open http://…/`).
+fn addr_in(line: &str) -> &str {
+    let start = line.find("://").expect("a URL") + 3;
+    line[start..]
+        .split(|c: char| c == '/' || c.is_whitespace())
+        .next()
+        .unwrap()
+}
+
+/// Opens two WebSockets by HTTP/1.1 upgrade and, with `http2`, two RFC 8441 streams on one
+/// connection; sends SIGTERM to `pid`; expects the server's Close 1001 "going away" on each
+/// (after any chat lines) and the end of the stream. Returns how many were closed.
+async fn going_away_on_sigterm(
+    pid: u32,
+    url: String,
+    roots: Option<Arc<rustls::ClientConfig>>,
+    http2: bool,
+) -> usize {
+    use wsproto::drivers::tokio::WebSocketStream;
+    use wsproto::drivers::tokio::http2::{H2Connection, H2Stream};
+
+    let mut connector = Connector::new();
+    if let Some(roots) = &roots {
+        connector = connector.tls_config(Arc::clone(roots));
+    }
+    let mut upgraded = Vec::new();
+    for _ in 0..2 {
+        let request = ClientRequest::new(&url).unwrap();
+        let ws = WebSocketStream::connect_using(request, Config::default(), &connector)
+            .await
+            .unwrap();
+        upgraded.push(ws);
+    }
+    let mut streams: Vec<WebSocketStream<H2Stream>> = Vec::new();
+    if http2 {
+        let addr = url.split('/').nth(2).unwrap();
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let h2 = match &roots {
+            None => H2Connection::handshake(tcp).await.unwrap(),
+            Some(roots) => {
+                let connector = tokio_rustls::TlsConnector::from(tls::with_alpn_h2(roots));
+                let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+                H2Connection::handshake(connector.connect(name, tcp).await.unwrap())
+                    .await
+                    .unwrap()
+            }
+        };
+        for _ in 0..2 {
+            let request = ClientRequest::new(&url).unwrap();
+            streams.push(h2.open(request, Config::default()).await.unwrap());
+        }
+    }
+    // Each one open for real: an echo, or the chat's welcome line.
+    for ws in &mut upgraded {
+        ws.send_text("before the signal").await.unwrap();
+        assert!(matches!(ws.recv().await.unwrap(), Some(Message::Text(_))));
+    }
+    for ws in &mut streams {
+        ws.send_text("before the signal").await.unwrap();
+        assert!(matches!(ws.recv().await.unwrap(), Some(Message::Text(_))));
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for ws in &mut upgraded {
+        expect_going_away(ws).await;
+    }
+    for ws in &mut streams {
+        expect_going_away(ws).await;
+    }
+    upgraded.len() + streams.len()
+}
+
+/// Skips text (echoes, chat lines) up to the server's Close, which must be 1001 "going
+/// away"; `recv` answers it, then the stream ends.
+async fn expect_going_away<S>(ws: &mut wsproto::drivers::tokio::WebSocketStream<S>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let limit = Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout(limit, ws.recv())
+            .await
+            .expect("the Close in time")
+        {
+            Ok(Some(Message::Text(_))) => continue,
+            Ok(Some(Message::Close { code, reason })) => {
+                assert_eq!(
+                    (code, reason.as_str()),
+                    (CloseCode::GOING_AWAY, "going away")
+                );
+                break;
+            }
+            other => panic!("expected the server's Close, got {other:?}"),
+        }
+    }
+    assert!(matches!(
+        tokio::time::timeout(limit, ws.recv()).await.unwrap(),
+        Ok(None)
+    ));
+}
+
 // ----- the chat page in Chromium ----------------------------------------------------------
 
 #[test]

@@ -8,6 +8,11 @@
 //! `axum::serve` serves both, and enables HTTP/2's extended CONNECT, when axum's `http1`
 //! and `http2` features are on.
 //!
+//! `axum::serve`'s graceful shutdown ends at the upgrade: the WebSockets outlive it. To close
+//! them with 1001 "going away" at shutdown, hand each to
+//! [`Shutdown::watch`](super::tokio::Shutdown::watch) with [`WebSocketUpgrade::request`]
+//! (the `axum_echo_server` example does).
+//!
 //! ```no_run
 //! use axum::{Router, response::Response, routing::any};
 //! use wsproto::drivers::Message;

@@ -15,6 +15,10 @@
 //! For HTTP/2 the server must allow extended CONNECT (RFC 8441 §3):
 //! `http2().enable_connect_protocol()` on hyper's (or hyper-util's) connection builder.
 //!
+//! An upgraded WebSocket no longer belongs to hyper's connection, so hyper's graceful
+//! shutdown does not close it: hand it to [`Shutdown::watch`](super::tokio::Shutdown::watch)
+//! to have it closed with 1001 "going away" at shutdown.
+//!
 //! ```no_run
 //! use http_body_util::Full;
 //! use hyper::body::{Bytes, Incoming};

@@ -43,7 +43,7 @@ mod stream;
 
 pub use client::ClientStream;
 pub use reconnect::{Reconnect, ReconnectError};
-pub use serve::{Server, ServerHandle, ServerReader, ServerStream};
+pub use serve::{Server, ServerHandle, ServerReader, ServerStream, Shutdown};
 
 use super::{Answer, Connector, Error, Message, apply_answer, lent_write, write_outcome};
 use crate::close::CloseCode;

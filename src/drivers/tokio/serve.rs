@@ -1,6 +1,7 @@
 //! [`Server`]: a WebSocket server on a TCP listener, one task per connection, that survives
 //! accept errors under overload, caps its connections and shuts down gracefully (as Python
-//! websockets' `serve`).
+//! websockets' `serve`); and [`Shutdown`], the same graceful shutdown for WebSockets that
+//! another server accepted (hyper, axum).
 
 use super::{Error, WebSocketReader, WebSocketStream, WebSocketWriter, lock};
 use crate::close::{CloseCode, check_sendable};
@@ -102,12 +103,30 @@ struct Shared {
     default_close: Mutex<GoingAway>,
     /// Wakes the accept loop when shutdown starts.
     stop: Notify,
+    /// Wakes [`Shutdown::close_all`] when the last connection leaves.
+    drained: Notify,
     /// The open connections' signals (handshakes in progress included).
     open: Mutex<HashMap<u64, Arc<Signal>>>,
     next_id: AtomicU64,
 }
 
 impl Shared {
+    fn new() -> Self {
+        Self {
+            going_away: Mutex::new(None),
+            default_close: Mutex::new(GoingAway {
+                code: CloseCode::GOING_AWAY,
+                reason: "going away".into(),
+            }),
+            stop: Notify::new(),
+            drained: Notify::new(),
+            open: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
+        }
+    }
+
+    /// Chooses the Close frame (the first call wins), wakes the accept loop and raises every
+    /// open connection's signal.
     fn start_shutdown(&self, close: Option<GoingAway>) {
         {
             let mut going_away = lock(&self.going_away);
@@ -116,6 +135,7 @@ impl Shared {
             }
         }
         self.stop.notify_one();
+        self.raise_all();
     }
 
     fn is_shutting_down(&self) -> bool {
@@ -138,6 +158,13 @@ impl Shared {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let signal = Arc::new(Signal::default());
         lock(&self.open).insert(id, Arc::clone(&signal));
+        // Registered after `start_shutdown` raised the others (a hyper upgrade that completes
+        // during shutdown): raised at once. Each side writes, then reads what the other
+        // writes, under the locks, so either this sees the shutdown or `raise_all` sees this
+        // signal.
+        if self.is_shutting_down() {
+            signal.raise();
+        }
         Registered {
             shared: Arc::clone(self),
             id,
@@ -154,6 +181,20 @@ impl Shared {
             signal.raise();
         }
     }
+
+    /// Returns once no connection is open.
+    async fn drained(&self) {
+        loop {
+            // Listening before looking, so a leave in between still wakes this.
+            let notified = self.drained.notified();
+            let mut notified = pin!(notified);
+            notified.as_mut().enable();
+            if self.open_connections() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 /// A connection's place among the open ones; leaving it (on drop) frees a place under
@@ -167,7 +208,11 @@ struct Registered {
 
 impl Drop for Registered {
     fn drop(&mut self) {
-        lock(&self.shared.open).remove(&self.id);
+        let mut open = lock(&self.shared.open);
+        open.remove(&self.id);
+        if open.is_empty() {
+            self.shared.drained.notify_waiters();
+        }
     }
 }
 
@@ -206,6 +251,103 @@ impl ServerHandle {
     /// `max_connections` caps.
     #[must_use]
     pub fn connections(&self) -> usize {
+        self.shared.open_connections()
+    }
+}
+
+/// Graceful shutdown for WebSockets that another server accepted, such as those of
+/// [`drivers::hyper`](crate::drivers::hyper) and [`drivers::axum`](crate::drivers::axum):
+/// what [`Server`] does at shutdown, without the accept loop.
+///
+/// Each WebSocket is handed to [`watch`](Self::watch), which returns a [`ServerStream`];
+/// [`close_all`](Self::close_all) (or [`ServerHandle::shutdown`] on its
+/// [`handle`](Self::handle)) then sends Close 1001 "going away" to every watched one, through
+/// their receive methods as with [`Server`], and `close_all` waits up to its timeout for their
+/// closing handshakes to finish and their streams to be dropped. A WebSocket watched once
+/// shutdown started is closed at once.
+///
+/// The accept loop is the caller's: stop accepting first (hyper-util's
+/// `GracefulShutdown`, axum's `with_graceful_shutdown`), since an upgraded connection no
+/// longer belongs to the HTTP server that answered its handshake.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use wsproto::drivers::hyper::Upgrade;
+/// use wsproto::drivers::tokio::Shutdown;
+/// use wsproto::Accept;
+///
+/// # async fn demo(upgrade: Upgrade, shutdown: Shutdown) {
+/// // In the hyper service, for each WebSocket request:
+/// let request = upgrade.request().clone();
+/// let (response, pending) = upgrade.accept(Accept::new()).expect("nothing to refuse");
+/// let watching = shutdown.clone();
+/// tokio::spawn(async move {
+///     let Ok(ws) = pending.await else { return };
+///     let mut ws = watching.watch(ws, request);
+///     // At shutdown `recv` sends the Close 1001, then returns the peer's Close and `None`.
+///     while let Ok(Some(_message)) = ws.recv().await {}
+/// });
+/// # drop(response);
+/// // Once the listener stopped accepting (on SIGTERM, say):
+/// let still_open = shutdown.close_all(Duration::from_secs(10)).await;
+/// # let _ = still_open;
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Shutdown {
+    shared: Arc<Shared>,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Shutdown {
+    /// Watches no connection yet; closes them with 1001 "going away".
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            shared: Arc::new(Shared::new()),
+        }
+    }
+
+    /// The Close frame sent at shutdown (default 1001 "going away").
+    ///
+    /// # Errors
+    /// [`UsageError`] when `code` may not be sent (RFC 6455 §7.4.1) or `reason` is longer
+    /// than 123 bytes.
+    pub fn going_away(self, code: CloseCode, reason: &str) -> Result<Self, UsageError> {
+        *lock(&self.shared.default_close) = checked_close(code, reason)?;
+        Ok(self)
+    }
+
+    /// Watches `ws`, opened with `request`, until the returned stream (or both halves of its
+    /// split) is dropped. Watching counts toward [`ServerHandle::connections`].
+    pub fn watch<S>(&self, ws: WebSocketStream<S>, request: Request) -> ServerStream<S> {
+        ServerStream {
+            ws,
+            request,
+            registered: self.shared.register(),
+            closing: false,
+        }
+    }
+
+    /// A handle that starts the shutdown from elsewhere and counts the watched connections.
+    #[must_use]
+    pub fn handle(&self) -> ServerHandle {
+        ServerHandle {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// Starts the shutdown (unless a handle did) and waits until every watched connection
+    /// is dropped, for at most `close_timeout`. Returns how many are still open then; the
+    /// caller drops them (by ending their tasks, or the process).
+    pub async fn close_all(&self, close_timeout: Duration) -> usize {
+        self.shared.start_shutdown(None);
+        let _ = timeout(close_timeout, self.shared.drained()).await;
         self.shared.open_connections()
     }
 }
@@ -323,16 +465,7 @@ impl Server {
             http: None,
             on_accept_error: Arc::new(log_accept_error),
             on_error: None,
-            shared: Arc::new(Shared {
-                going_away: Mutex::new(None),
-                default_close: Mutex::new(GoingAway {
-                    code: CloseCode::GOING_AWAY,
-                    reason: "going away".into(),
-                }),
-                stop: Notify::new(),
-                open: Mutex::new(HashMap::new()),
-                next_id: AtomicU64::new(0),
-            }),
+            shared: Arc::new(Shared::new()),
         }
     }
 
@@ -562,7 +695,6 @@ impl Server {
         };
         drop(listener);
         shared.start_shutdown(None);
-        shared.raise_all();
         let deadline = Instant::now() + close_timeout;
         let drained = race(
             async { while tasks.join_next().await.is_some() {} },
@@ -723,7 +855,7 @@ async fn read_head<S: AsyncRead + Unpin>(stream: &mut S, max: usize) -> io::Resu
     }
 }
 
-/// A connection accepted by [`Server`]: a [`WebSocketStream`] (it derefs to one, for sends
+/// A connection accepted by [`Server`] or watched by [`Shutdown`]: a [`WebSocketStream`] (it derefs to one, for sends
 /// and queries) whose receive methods also send the server's Close frame when shutdown
 /// starts, then carry on receiving, so the handler sees the peer's answering Close and the
 /// end of the connection.

@@ -1,8 +1,16 @@
 //! `Server` (the tokio driver's `serve`) on loopback: it survives running out of file
 //! descriptors, shuts 1,000 connections down with Close 1001 within `close_timeout`, answers
 //! 503 past `max_connections`, and serves plain HTTP routes beside the WebSocket endpoint.
-//! The blocking driver's `Server` gets the fd and cap tests too.
+//! The blocking driver's `Server` gets the fd and cap tests too. And what held before
+//! `Server` still holds on it: 10,000 concurrent connections, slow-loris handshakes dropped
+//! at the handshake timeout, server memory bounded under a ping flood or a slow reader.
 
+mod common;
+#[path = "common/raw_peer.rs"]
+mod raw_peer;
+
+use common::Ev;
+use raw_peer::RawPeer;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
@@ -16,8 +24,10 @@ use wsproto::drivers::tokio::{Server, ServerHandle, ServerStream, WebSocketStrea
 use wsproto::drivers::{HttpResponse, Message};
 use wsproto::{CloseCode, Config, Event};
 
-/// Set in the child process that runs the fd-limited server.
-const CHILD: &str = "WSPROTO_SERVE_FD_CHILD";
+/// Set in the child process that runs a server: the driver, `tokio` or `blocking`.
+const CHILD: &str = "WSPROTO_SERVE_CHILD";
+/// The child server's `handshake_timeout` in milliseconds, when not the default.
+const CHILD_HANDSHAKE_TIMEOUT_MS: &str = "WSPROTO_SERVE_CHILD_HANDSHAKE_TIMEOUT_MS";
 
 /// Echoes text and binary messages until the connection ends.
 async fn echo<S>(mut ws: ServerStream<S>)
@@ -71,10 +81,11 @@ async fn raw_exchange(addr: SocketAddr, request: &str) -> String {
 const UPGRADE: &str = "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
                        Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
 
-/// The child half of `survives_fd_exhaustion`: an echo server in a process limited to 256
-/// file descriptors. Does nothing in an ordinary test run.
+/// The child half of the tests that run a server in a process of its own (limited to 256
+/// file descriptors, or holding 10,000 connections): an echo server that prints its
+/// address. Does nothing in an ordinary test run.
 #[test]
-fn fd_limited_server() {
+fn child_server() {
     let Some(driver) = std::env::var_os(CHILD) else {
         return;
     };
@@ -95,11 +106,96 @@ fn fd_limited_server() {
         .enable_all()
         .build()
         .expect("runtime");
+    let mut config = Config::default();
+    if let Ok(ms) = std::env::var(CHILD_HANDSHAKE_TIMEOUT_MS) {
+        config.handshake_timeout = Some(Duration::from_millis(ms.parse().expect("ms")));
+    }
     runtime.block_on(async {
-        let server = Server::bind("127.0.0.1:0").await.expect("bind");
+        let server = Server::bind("127.0.0.1:0")
+            .await
+            .expect("bind")
+            .config(config);
         println!("listening on {}", server.local_addr().expect("addr"));
         server.serve(echo).await.expect("serve");
     });
+}
+
+/// `child_server` running in a process of its own; killed on drop.
+struct ChildServer {
+    child: std::process::Child,
+    addr: SocketAddr,
+}
+
+impl ChildServer {
+    /// Starts `child_server` for `driver`, with at most `nofile` file descriptors (by
+    /// util-linux's `prlimit`) and the given environment.
+    fn start(driver: &str, nofile: Option<u32>, env: &[(&str, &str)]) -> Self {
+        let exe = std::env::current_exe().expect("test executable");
+        let mut command = match nofile {
+            Some(n) => {
+                let mut command = Command::new("prlimit");
+                command.arg(format!("--nofile={n}")).arg(exe);
+                command
+            }
+            None => Command::new(exe),
+        };
+        let mut child = command
+            .args(["child_server", "--exact", "--nocapture", "--test-threads=1"])
+            .env(CHILD, driver)
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the child server starts (prlimit is util-linux's)");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("child printed its address")
+                .expect("line");
+            // The harness prints "test child_server ... " before it.
+            if let Some((_, addr)) = line.split_once("listening on ") {
+                break addr.parse().expect("address");
+            }
+        };
+        Self { child, addr }
+    }
+
+    fn is_running(&mut self) -> bool {
+        self.child.try_wait().expect("wait").is_none()
+    }
+
+    /// The child's resident set size in KiB (Linux: `VmRSS` in /proc/PID/status).
+    fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("/proc/PID/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
+    }
+
+    /// Kills the child and returns what it wrote on stderr.
+    fn stop(mut self) -> String {
+        self.child.kill().expect("kill the child");
+        self.child.wait().expect("reap");
+        let mut stderr = String::new();
+        self.child
+            .stderr
+            .take()
+            .expect("stderr")
+            .read_to_string(&mut stderr)
+            .expect("stderr");
+        stderr
+    }
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Issue 16: a server limited to 256 fds meets 1,000 connection attempts. It survives, keeps
@@ -118,32 +214,8 @@ async fn blocking_survives_fd_exhaustion() {
 /// Runs the fd-limited server of `driver` in a child process and floods it.
 async fn fd_exhaustion(driver: &str) {
     const ATTEMPTS: usize = 1000;
-    let mut child = Command::new("prlimit")
-        .arg("--nofile=256")
-        .arg(std::env::current_exe().expect("test executable"))
-        .args([
-            "fd_limited_server",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD, driver)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("prlimit (util-linux) runs the child");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let addr: SocketAddr = loop {
-        let line = lines
-            .next()
-            .expect("child printed its address")
-            .expect("line");
-        // The harness prints "test fd_limited_server ... " before it.
-        if let Some((_, addr)) = line.split_once("listening on ") {
-            break addr.parse().expect("address");
-        }
-    };
-    let url = format!("ws://{addr}/");
+    let mut child = ChildServer::start(driver, Some(256), &[]);
+    let url = format!("ws://{}/", child.addr);
 
     // Every attempt at once; those left in the backlog give up after 3 s.
     let started = Instant::now();
@@ -167,7 +239,7 @@ async fn fd_exhaustion(driver: &str) {
         "flood done: {} open, {timed_out} timed out, {failed} failed",
         open.len()
     );
-    assert!(child.try_wait().expect("wait").is_none(), "the server died");
+    assert!(child.is_running(), "the server died");
     assert_eq!(open.len() + timed_out + failed, ATTEMPTS);
     // 256 fds, less stdio, the runtime's and the listener's: most of them hold connections.
     assert!(
@@ -201,16 +273,8 @@ async fn fd_exhaustion(driver: &str) {
     ws.close(CloseCode::NORMAL, "").await.expect("close");
     while ws.recv().await.expect("closing").is_some() {}
 
-    assert!(child.try_wait().expect("wait").is_none(), "the server died");
-    child.kill().expect("kill the child");
-    child.wait().expect("reap");
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut stderr)
-        .expect("stderr");
+    assert!(child.is_running(), "the server died");
+    let stderr = child.stop();
     let overloads = stderr
         .lines()
         .filter(|l| l.starts_with("serve: accept failed (Too many open files"))
@@ -545,4 +609,304 @@ async fn sigterm_shuts_down_gracefully() {
         .expect("task")
         .expect("serve");
     assert!(handle.is_shutting_down());
+}
+
+/// What held before `Server` still holds on it: 10,000 connections open at once, each
+/// echoing, with no error on either side. The server runs in a child process, so that each
+/// side keeps its 10,000 sockets under the per-process file limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_concurrent_connections() {
+    const CONNECTIONS: usize = 10_000;
+    let mut child = ChildServer::start("tokio", None, &[]);
+    let url = format!("ws://{}/", child.addr);
+    let idle_rss = child.rss_kib();
+    let started = Instant::now();
+    // At most 256 handshakes in flight, well inside the listener's backlog.
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(256));
+    let mut connecting = JoinSet::new();
+    for i in 0..CONNECTIONS {
+        let (url, in_flight) = (url.clone(), Arc::clone(&in_flight));
+        connecting.spawn(async move {
+            let _permit = in_flight.acquire().await.expect("semaphore");
+            let mut ws = WebSocketStream::connect(&url).await?;
+            let text = format!("connection {i} opens");
+            ws.send_text(&text).await?;
+            match ws.recv().await? {
+                Some(Message::Text(echo)) if echo == text => {
+                    Ok::<_, wsproto::drivers::Error>((i, ws))
+                }
+                other => panic!("connection {i}: {other:?}"),
+            }
+        });
+    }
+    let mut open = Vec::with_capacity(CONNECTIONS);
+    let mut errors = Vec::new();
+    while let Some(result) = connecting.join_next().await {
+        match result.expect("task") {
+            Ok(ws) => open.push(ws),
+            Err(e) => errors.push(e),
+        }
+    }
+    let opened = started.elapsed();
+    assert!(
+        errors.is_empty(),
+        "{} errors, first: {:?}",
+        errors.len(),
+        errors.first()
+    );
+    assert_eq!(open.len(), CONNECTIONS);
+    let open_rss = child.rss_kib();
+
+    // All 10,000 open at once: each echoes again, then closes with 1000.
+    let mut closing = JoinSet::new();
+    for (i, mut ws) in open {
+        closing.spawn(async move {
+            round_trip(&mut ws, &format!("connection {i} while all are open")).await;
+            ws.close(CloseCode::NORMAL, "").await?;
+            match ws.recv().await? {
+                Some(Message::Close { code, .. }) => assert_eq!(code, CloseCode::NORMAL),
+                other => panic!("connection {i}: {other:?}"),
+            }
+            assert_eq!(ws.recv().await?, None);
+            Ok::<_, wsproto::drivers::Error>(())
+        });
+    }
+    let mut closed = 0;
+    while let Some(result) = closing.join_next().await {
+        result.expect("task").expect("echo and close");
+        closed += 1;
+    }
+    assert_eq!(closed, CONNECTIONS);
+    assert!(child.is_running(), "the server died");
+    eprintln!(
+        "{CONNECTIONS} concurrent connections: opened in {} ms, 0 errors; server RSS {} KiB \
+         idle, {} KiB with all open ({} B per connection, debug build)",
+        opened.as_millis(),
+        idle_rss,
+        open_rss,
+        (open_rss - idle_rss) * 1024 / CONNECTIONS as u64
+    );
+}
+
+/// Slow-loris handshakes (a header line every 100 ms, never the blank line) are answered 408
+/// and dropped at the handshake timeout, and the server goes on serving others meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_loris_handshakes_are_dropped_at_the_handshake_timeout() {
+    const LORISES: usize = 200;
+    const HANDSHAKE_TIMEOUT: Duration = Duration::from_millis(1000);
+    let timeout_ms = HANDSHAKE_TIMEOUT.as_millis().to_string();
+    let mut child = ChildServer::start("tokio", None, &[(CHILD_HANDSHAKE_TIMEOUT_MS, &timeout_ms)]);
+    let addr = child.addr;
+    let mut lorises = JoinSet::new();
+    for _ in 0..LORISES {
+        lorises.spawn(async move {
+            // Before the connect, so that the server's timer cannot start earlier.
+            let started = Instant::now();
+            let tcp = TcpStream::connect(addr).await.expect("connect");
+            let (mut read, mut write) = tcp.into_split();
+            write
+                .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+                .await
+                .expect("write");
+            let mut answer = Vec::new();
+            let mut buf = [0; 1024];
+            let mut drip = tokio::time::interval(Duration::from_millis(100));
+            // Drips until the server ends the connection (EOF, or a reset).
+            let ended = tokio::time::timeout(Duration::from_secs(10), async {
+                loop {
+                    tokio::select! {
+                        read = read.read(&mut buf) => match read {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => answer.extend_from_slice(&buf[..n]),
+                        },
+                        _ = drip.tick() => {
+                            let _ = write.write_all(b"X-Slow: 1\r\n").await;
+                        }
+                    }
+                }
+            })
+            .await;
+            assert!(ended.is_ok(), "a slow-loris connection outlived 10 s");
+            (started.elapsed(), answer)
+        });
+    }
+    // An ordinary client meanwhile.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut ws = WebSocketStream::connect(&format!("ws://{addr}/"))
+        .await
+        .expect("connect during the attack");
+    round_trip(&mut ws, "served during the attack").await;
+
+    let mut times = Vec::new();
+    while let Some(result) = lorises.join_next().await {
+        let (elapsed, answer) = result.expect("task");
+        assert_eq!(
+            String::from_utf8(answer).expect("utf-8"),
+            "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\
+             Content-Type: text/plain; charset=utf-8\r\nContent-Length: 20\r\n\r\n\
+             handshake timed out\n"
+        );
+        times.push(elapsed);
+    }
+    times.sort();
+    let (first, last) = (times[0], times[LORISES - 1]);
+    assert!(first >= HANDSHAKE_TIMEOUT, "dropped after {first:?}");
+    assert!(
+        last < HANDSHAKE_TIMEOUT + Duration::from_secs(2),
+        "dropped after {last:?}"
+    );
+    // The ordinary client still echoes once they are gone.
+    round_trip(&mut ws, "served after the attack").await;
+    assert!(child.is_running(), "the server died");
+    eprintln!(
+        "{LORISES} slow-loris handshakes dropped after {} to {} ms (handshake_timeout {} ms)",
+        first.as_millis(),
+        last.as_millis(),
+        HANDSHAKE_TIMEOUT.as_millis()
+    );
+}
+
+/// What a flooding peer that never reads sends.
+#[derive(Clone, Copy, Debug)]
+enum Flood {
+    /// 125-byte pings with a sequence number: every one wants a pong.
+    Pings,
+    /// 64 KiB binary messages: every one wants an echo.
+    Messages,
+}
+
+/// A peer that floods without reading stalls on TCP backpressure while the server's memory
+/// stays bounded; once it reads again, nothing it was sent is lost.
+#[test]
+fn a_ping_flood_that_never_reads_keeps_server_memory_bounded() {
+    flood_without_reading(Flood::Pings);
+}
+
+/// The same for a slow reader of echoes.
+#[test]
+fn a_slow_reader_keeps_server_memory_bounded() {
+    flood_without_reading(Flood::Messages);
+}
+
+/// Floods the child server from a client `Connection` driven by hand over a std socket (its
+/// reads and writes apart, which the drivers do not do: they write out what is queued before
+/// reading more).
+fn flood_without_reading(flood: Flood) {
+    const MESSAGE: usize = 64 << 10;
+    // Far below what is sent: the flood must not be buffered by the server.
+    const MAX_GROWTH_KIB: u64 = 8 << 10;
+    let mut child = ChildServer::start("tokio", None, &[]);
+    let mut peer = RawPeer::connect(&format!("ws://{}/", child.addr), Config::default());
+    peer.conn.send_text("before the flood").expect("send");
+    assert_eq!(peer.next(), Some(Ev::Text("before the flood".into())));
+    let before = child.rss_kib();
+    let message = vec![0xa5; MESSAGE];
+    let (mut sent, mut sent_bytes) = (0u64, 0usize);
+    // Sends until a write has waited a second on a full socket: backpressure.
+    peer.stream
+        .set_write_timeout(Some(Duration::from_secs(1)))
+        .expect("write timeout");
+    'flood: loop {
+        match flood {
+            Flood::Pings => peer.conn.send_ping(&ping_payload(sent)),
+            Flood::Messages => peer.conn.send_binary(&message),
+        }
+        .expect("send");
+        sent += 1;
+        sent_bytes += match flood {
+            Flood::Pings => 125,
+            Flood::Messages => MESSAGE,
+        };
+        while peer.conn.wants_write() {
+            match peer.stream.write(peer.conn.pending_output()) {
+                Ok(n) => peer.conn.consume_output(n),
+                Err(e) if is_timeout(&e) => break 'flood,
+                Err(e) => panic!("{flood:?}: write failed: {e}"),
+            }
+        }
+        assert!(
+            sent_bytes < 1 << 30,
+            "{flood:?}: 1 GiB sent and no backpressure"
+        );
+    }
+    let during = child.rss_kib();
+    let growth = during.saturating_sub(before);
+    assert!(
+        growth < MAX_GROWTH_KIB,
+        "{flood:?}: server RSS grew {growth} KiB while {sent_bytes} B were sent"
+    );
+
+    // Reading again, while writing the rest: every pong (in order, the last answering the
+    // last ping) or every echo arrives, then an ordinary round trip.
+    peer.conn.send_text("after the flood").expect("send");
+    peer.stream.set_nonblocking(true).expect("nonblocking");
+    let (mut pongs, mut echoes, mut last_pong) = (0u64, 0u64, None);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    'drain: loop {
+        assert!(
+            Instant::now() < deadline,
+            "{flood:?}: the backlog did not drain"
+        );
+        while peer.conn.wants_write() {
+            match peer.stream.write(peer.conn.pending_output()) {
+                Ok(n) => peer.conn.consume_output(n),
+                Err(e) if is_timeout(&e) => break,
+                Err(e) => panic!("{flood:?}: write failed: {e}"),
+            }
+        }
+        while let Some(event) = peer.conn.next_event().expect("a valid stream") {
+            match Ev::from_event(&event) {
+                Ev::Pong(data) => {
+                    let n = u64::from_be_bytes(data[..8].try_into().expect("8 bytes"));
+                    assert_eq!(data, ping_payload(n), "pong {n}");
+                    assert!(
+                        last_pong.is_none_or(|last| n > last),
+                        "pong {n} out of order"
+                    );
+                    last_pong = Some(n);
+                    pongs += 1;
+                }
+                Ev::Binary(data) => {
+                    assert!(data == message, "echo {echoes}");
+                    echoes += 1;
+                }
+                Ev::Text(text) => {
+                    assert_eq!(text, "after the flood");
+                    break 'drain;
+                }
+                other => panic!("{flood:?}: {other:?}"),
+            }
+        }
+        match peer.stream.read(peer.conn.receive_buffer()) {
+            Ok(0) => panic!("{flood:?}: the server closed"),
+            Ok(n) => peer.conn.commit(n),
+            Err(e) if is_timeout(&e) => std::thread::sleep(Duration::from_millis(1)),
+            Err(e) => panic!("{flood:?}: read failed: {e}"),
+        }
+    }
+    match flood {
+        Flood::Pings => assert_eq!(last_pong, Some(sent - 1), "the last ping answered"),
+        Flood::Messages => assert_eq!(echoes, sent, "every message echoed"),
+    }
+    assert!(child.is_running(), "the server died");
+    eprintln!(
+        "{flood:?} without reading: {sent} sent ({sent_bytes} B of payload) before backpressure; server \
+         RSS {before} KiB before, {during} KiB during (+{growth} KiB); {pongs} pongs, {echoes} \
+         echoes after"
+    );
+}
+
+/// Ping `n`: its number, then filler up to the largest control payload (125 bytes).
+fn ping_payload(n: u64) -> Vec<u8> {
+    let mut payload = n.to_be_bytes().to_vec();
+    payload.resize(125, b'.');
+    payload
+}
+
+/// A write or read that would block: a timeout, or nothing ready on a nonblocking socket.
+fn is_timeout(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
 }

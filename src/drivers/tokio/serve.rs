@@ -488,7 +488,8 @@ impl Server {
     /// The configuration of every connection (default: `Config::default()`). Its
     /// `handshake_timeout` bounds the whole opening: the stream hook of
     /// [`serve_with`](Self::serve_with) (a TLS handshake), reading the request and answering
-    /// it.
+    /// it. A request still incomplete at the timeout is answered `408 Request Timeout`; the
+    /// connection is dropped at the latest 250 ms later.
     #[must_use]
     pub fn config(mut self, config: Config) -> Self {
         self.config = config;
@@ -754,6 +755,12 @@ async fn busy(mut tcp: TcpStream, retry_after: u32) {
     .await;
 }
 
+/// How long past `handshake_timeout` the opening may take before it is dropped. The
+/// connection's own timer answers a request that has not arrived by then with 408 at the
+/// timeout itself; this lets that answer go out, and still bounds the stream hook (a TLS
+/// handshake, which comes before that timer starts) and a peer that does not read the 408.
+const HANDSHAKE_GRACE: Duration = Duration::from_millis(250);
+
 /// One connection: the opening (under `handshake_timeout`), then the handler.
 async fn connection<S, W, WF, H, HF>(ctx: Arc<Ctx<W, H>>, tcp: TcpStream, registered: Registered)
 where
@@ -765,7 +772,7 @@ where
 {
     let opening = async {
         match ctx.config.handshake_timeout {
-            Some(limit) => timeout(limit, open(&ctx, tcp))
+            Some(limit) => timeout(limit + HANDSHAKE_GRACE, open(&ctx, tcp))
                 .await
                 .unwrap_or_else(|_| Err(io::Error::from(io::ErrorKind::TimedOut).into())),
             None => open(&ctx, tcp).await,

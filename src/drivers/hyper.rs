@@ -19,6 +19,10 @@
 //! shutdown does not close it: hand it to [`Shutdown::watch`](super::tokio::Shutdown::watch)
 //! to have it closed with 1001 "going away" at shutdown.
 //!
+//! Over HTTP/2, read every WebSocket steadily: h2 closes the whole connection with
+//! `ENHANCE_YOUR_CALM` once too many small DATA frames wait unread (see
+//! `drivers::tokio::http2`, feature `http2`).
+//!
 //! ```no_run
 //! use http_body_util::Full;
 //! use hyper::body::{Bytes, Incoming};

@@ -30,6 +30,14 @@
 //! connection ends one over HTTP/1.1: the connection closes with 1006
 //! ([`CloseCode::ABNORMAL`](crate::CloseCode)). The other streams carry on. Dropping a
 //! [`WebSocketStream`] before its closing handshake resets its stream.
+//!
+//! Read every WebSocket steadily. Each WebSocket frame travels as one DATA frame, and hyper's
+//! h2 bounds the small DATA frames a connection holds unread: each one under 256 bytes costs
+//! its shortfall from 256 against a budget of half the connection window, and past the
+//! budget h2 closes the whole connection with `ENHANCE_YOUR_CALM`. A reader that falls far
+//! behind a peer sending many small (or well-compressed) messages thus ends every WebSocket
+//! on the connection, where over HTTP/1.1 it would only stall TCP; an application that
+//! cannot keep up should bound the messages it has in flight.
 
 use super::{WebSocketStream, lock};
 use crate::config::Config;

@@ -268,7 +268,7 @@ impl Output {
 }
 
 /// A frame header in the shortest form, and how many of the bytes it uses.
-fn encode_header(
+pub(crate) fn encode_header(
     opcode: Opcode,
     fin: bool,
     rsv: u8,

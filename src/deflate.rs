@@ -279,6 +279,41 @@ impl Deflater {
     }
 }
 
+/// The settings that decide, alone, what a connection's compressor makes of a message: so a
+/// message compressed once with them serves every connection that has them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SharedDeflate {
+    pub(crate) level: u32,
+    pub(crate) window_bits: u8,
+}
+
+impl Deflater {
+    /// This compressor's settings when it compresses every message from a fresh state (no
+    /// context takeover, RFC 7692 §7.1.1), so that its output for a whole message depends on
+    /// nothing else; `None` when it keeps its context.
+    pub(crate) fn shared_settings(&self) -> Option<SharedDeflate> {
+        self.send_no_context_takeover.then_some(SharedDeflate {
+            level: self.level,
+            window_bits: self.send_max_window_bits,
+        })
+    }
+}
+
+/// A whole message compressed as a fresh compressor with `settings` compresses it: the bytes
+/// any connection with those settings would send.
+pub(crate) fn deflate_whole(settings: SharedDeflate, payload: &[u8]) -> Vec<u8> {
+    let mut deflater = Deflater {
+        level: settings.level,
+        threshold: 0,
+        send_no_context_takeover: true,
+        send_max_window_bits: settings.window_bits,
+        deflater: None,
+    };
+    let mut out = Vec::new();
+    deflater.deflate(payload, &mut out, true);
+    out
+}
+
 /// Keeps the last four bytes of the compressed stream in `tail`.
 fn remember_tail(tail: &mut [u8; 4], input: &[u8]) {
     if input.len() >= 4 {

@@ -24,6 +24,10 @@ pub(crate) enum Inflater {}
 #[derive(Debug)]
 pub(crate) enum Deflater {}
 
+/// No compressor settings exist without the feature.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum SharedDeflate {}
+
 /// Nothing is agreed: the handshake never offers or accepts permessage-deflate.
 pub(crate) fn agreed(_: &Negotiated, _: &Config) -> Option<(Inflater, Deflater)> {
     None
@@ -50,6 +54,10 @@ impl Deflater {
     }
 
     pub(crate) fn deflate(&mut self, _: &[u8], _: &mut Vec<u8>, _: bool) {
+        match *self {}
+    }
+
+    pub(crate) fn shared_settings(&self) -> Option<SharedDeflate> {
         match *self {}
     }
 }

@@ -115,6 +115,7 @@ mod extension;
 mod frame;
 mod handshake;
 mod mask;
+mod prepared;
 mod sender;
 mod utf8;
 mod writer;
@@ -134,6 +135,7 @@ pub use handshake::http as handshake_http;
 pub use handshake::{
     Accept, BuildError, ClientRequest, ExtensionOffer, HandshakeError, Request, Response, UrlError,
 };
+pub use prepared::PreparedMessage;
 pub use sender::Sender;
 
 /// Pieces of the core that the crate's own tests, benches and fuzz targets reach into: the

@@ -15,6 +15,7 @@
 
 use crate::error::UsageError;
 use crate::frame::Opcode;
+use crate::prepared::PreparedMessage;
 use crate::writer::Writer;
 
 /// Queues whole text and binary messages on the connection that lent it.
@@ -126,6 +127,28 @@ impl<'a> Sender<'a> {
     pub fn send_binary_borrowed(&mut self, data: &'a [u8]) -> Result<(), UsageError> {
         self.ready.clone()?;
         self.queue_borrowed(Opcode::Binary, data);
+        Ok(())
+    }
+
+    /// Sends a [`PreparedMessage`]: a server lends its shared frame (compressed, when this
+    /// connection compresses it and agreed no server context takeover), to be written as
+    /// [`send_binary_borrowed`](Self::send_binary_borrowed) writes a payload, with no copy
+    /// and no framing; frames under 1 KiB are copied into the output instead. A client, or
+    /// a connection that compresses with its own context, frames the payload itself.
+    ///
+    /// # Errors
+    /// As [`send_text`](Self::send_text).
+    pub fn send_prepared(&mut self, message: &'a PreparedMessage) -> Result<(), UsageError> {
+        self.ready.clone()?;
+        self.settle();
+        if let Some(frame) = self.writer.prepared(message) {
+            if frame.len() < BORROW_MIN {
+                self.writer.out.extend(frame);
+            } else {
+                self.borrowed = frame;
+                self.writer.out.owed = frame.len();
+            }
+        }
         Ok(())
     }
 

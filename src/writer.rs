@@ -14,6 +14,7 @@ use crate::error::UsageError;
 use crate::event::MessageKind;
 use crate::extension::RSV1;
 use crate::frame::{MAX_CONTROL_PAYLOAD, Opcode};
+use crate::prepared::PreparedMessage;
 use crate::utf8::Utf8Validator;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -104,6 +105,32 @@ impl Writer {
     pub(crate) fn message(&mut self, opcode: Opcode, payload: &[u8]) {
         let compressed = self.compresses(payload.len());
         self.data_frame(opcode, true, compressed, payload);
+    }
+
+    /// Sends a prepared message the way this connection must: returns the shared frame to
+    /// send as it is, or `None` once the message was framed into the output here (a client
+    /// masks each frame; a compressor that keeps its context, or runs at another level than
+    /// the shared copy, compresses for itself). The caller checked that a message may be
+    /// sent.
+    pub(crate) fn prepared<'m>(&mut self, message: &'m PreparedMessage) -> Option<&'m [u8]> {
+        let (opcode, payload) = (Opcode::of(message.kind()), message.payload());
+        if self.out.masks() {
+            self.message(opcode, payload);
+            return None;
+        }
+        if !self.compresses(payload.len()) {
+            return Some(message.frame());
+        }
+        let shared = self
+            .deflater
+            .as_ref()
+            .and_then(|deflater| deflater.shared_settings())
+            .and_then(|settings| message.deflated_frame(settings));
+        if shared.is_none() {
+            message.count_connection_deflate();
+            self.message(opcode, payload);
+        }
+        shared
     }
 
     /// Queues one fragment of a message sent in pieces (RFC 6455 §5.4).

@@ -48,6 +48,7 @@ use crate::error::{Error, ProtocolError, UsageError};
 use crate::event::{Event, MessageKind};
 use crate::frame::Opcode;
 use crate::handshake::{HandshakeError, HeadScanner, Request, Response};
+use crate::prepared::PreparedMessage;
 use crate::sender::Sender;
 use crate::writer::Writer;
 use alloc::boxed::Box;
@@ -615,6 +616,21 @@ impl Connection {
     /// As [`send_text`](Self::send_text).
     pub fn send_binary(&mut self, data: &[u8]) -> Result<(), UsageError> {
         self.sender().send_binary(data)
+    }
+
+    /// Queues a [`PreparedMessage`]: a server copies its shared frame into the output whole
+    /// (compressed once for every connection without server context takeover), without
+    /// framing or compressing it again; [`Sender::send_prepared`] lends it instead. A client
+    /// frames and masks the payload, as [`send_binary`](Self::send_binary) does.
+    ///
+    /// # Errors
+    /// As [`send_text`](Self::send_text).
+    pub fn send_prepared(&mut self, message: &PreparedMessage) -> Result<(), UsageError> {
+        self.writer.check_can_send_message()?;
+        if let Some(frame) = self.writer.prepared(message) {
+            self.writer.out.extend(frame);
+        }
+        Ok(())
     }
 
     /// A [`Sender`] for this connection: its `*_borrowed` sends let a server write a large

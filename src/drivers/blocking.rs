@@ -22,7 +22,7 @@ mod serve;
 pub use client::ClientStream;
 pub use serve::{Server, ServerHandle};
 
-use super::{Answer, Connector, Error, Message, apply_answer, lent_write, write_outcome};
+use super::{Answer, Connector, Error, Lent, Message, apply_answer, lent_write, write_outcome};
 use crate::close::CloseCode;
 use crate::config::Config;
 use crate::connection::{Connection, ConnectionState};
@@ -30,6 +30,7 @@ use crate::error::UsageError;
 use crate::event::{Event, MessageKind};
 use crate::handshake::{ClientRequest, Request};
 use crate::os_entropy;
+use crate::prepared::PreparedMessage;
 use crate::sender::Sender;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -343,8 +344,25 @@ impl<S: Transport> WebSocket<S> {
     /// # Errors
     /// As [`send_text`](Self::send_text).
     pub fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
+        self.send_lent(Lent::Binary(data))
+    }
+
+    /// Sends a [`PreparedMessage`]: a server writes its shared frame (compressed once for
+    /// every connection without server context takeover) from the message itself, as
+    /// [`send_binary`](Self::send_binary) writes a large payload; see
+    /// [`Sender::send_prepared`].
+    ///
+    /// # Errors
+    /// As [`send_text`](Self::send_text).
+    pub fn send_prepared(&mut self, message: &PreparedMessage) -> Result<(), Error> {
+        self.send_lent(Lent::Prepared(message))
+    }
+
+    /// Queues `lent` by reference where the connection allows, writes it from the caller's
+    /// memory, then flushes.
+    fn send_lent(&mut self, lent: Lent<'_>) -> Result<(), Error> {
         let mut sender = self.conn.sender();
-        sender.send_binary_borrowed(data)?;
+        lent.queue(&mut sender)?;
         let written = write_lent(&mut self.stream, &mut sender);
         drop(sender);
         write_outcome(&self.conn, &mut self.shut, written)?;

@@ -237,6 +237,25 @@ pub(crate) fn write_outcome(
     }
 }
 
+/// A message a driver sends from the caller's memory where the connection allows (a
+/// server's large uncompressed payload, a prepared frame): the sender lends it for a
+/// vectored write and copies only what the stream did not take.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Lent<'p> {
+    Binary(&'p [u8]),
+    Prepared(&'p crate::PreparedMessage),
+}
+
+impl<'p> Lent<'p> {
+    /// Queues the message on `sender`, by reference where it can.
+    pub(crate) fn queue(self, sender: &mut crate::Sender<'p>) -> Result<(), crate::UsageError> {
+        match self {
+            Self::Binary(data) => sender.send_binary_borrowed(data),
+            Self::Prepared(message) => sender.send_prepared(message),
+        }
+    }
+}
+
 /// The most of a lent payload handed to one vectored write: `IoSlice` takes at most
 /// `u32::MAX` bytes on some platforms, and no socket takes more than this at once anyway.
 #[cfg(any(feature = "blocking", feature = "tokio"))]

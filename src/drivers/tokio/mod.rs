@@ -45,7 +45,7 @@ pub use client::ClientStream;
 pub use reconnect::{Reconnect, ReconnectError};
 pub use serve::{Server, ServerHandle, ServerReader, ServerStream, Shutdown};
 
-use super::{Answer, Connector, Error, Message, apply_answer, lent_write, write_outcome};
+use super::{Answer, Connector, Error, Lent, Message, apply_answer, lent_write, write_outcome};
 use crate::close::CloseCode;
 use crate::config::Config;
 use crate::connection::{Connection, ConnectionState};
@@ -53,6 +53,7 @@ use crate::error::UsageError;
 use crate::event::{Event, MessageKind};
 use crate::handshake::{Accept, ClientRequest, Request};
 use crate::os_entropy;
+use crate::prepared::PreparedMessage;
 use crate::sender::Sender;
 use ::tokio::io::{AsyncRead, AsyncWrite, ReadBuf, ReadHalf, WriteHalf};
 use ::tokio::time::{Instant, Sleep};
@@ -198,6 +199,27 @@ async fn write_lent<W: AsyncWrite + Unpin>(
             Ok(n) => sender.consume_output(n),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Writes what `sender` lent for as long as the stream takes it without waiting.
+fn try_write_lent<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    sender: &mut Sender<'_>,
+    cx: &mut Context<'_>,
+) -> io::Result<()> {
+    if !writer.is_write_vectored() {
+        return Ok(());
+    }
+    while let Some(slices) = lent_write(sender) {
+        match Pin::new(&mut *writer).poll_write_vectored(cx, &slices) {
+            Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+            Poll::Ready(Ok(n)) => sender.consume_output(n),
+            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+            Poll::Ready(Err(e)) => return Err(e),
+            Poll::Pending => break,
         }
     }
     Ok(())
@@ -531,8 +553,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
     /// # Errors
     /// As [`send_text`](Self::send_text).
     pub async fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
+        self.send_lent(Lent::Binary(data)).await
+    }
+
+    /// Sends a [`PreparedMessage`]: a server writes its shared frame (compressed once for
+    /// every connection without server context takeover) from the message itself, as
+    /// [`send_binary`](Self::send_binary) writes a large payload; see
+    /// [`Sender::send_prepared`].
+    ///
+    /// # Errors
+    /// As [`send_text`](Self::send_text).
+    pub async fn send_prepared(&mut self, message: &PreparedMessage) -> Result<(), Error> {
+        self.send_lent(Lent::Prepared(message)).await
+    }
+
+    /// Queues `lent` by reference where the connection allows, writes it from the caller's
+    /// memory, then flushes.
+    async fn send_lent(&mut self, lent: Lent<'_>) -> Result<(), Error> {
         let mut sender = self.conn.sender();
-        sender.send_binary_borrowed(data)?;
+        lent.queue(&mut sender)?;
         let written = write_lent(&mut self.stream, &mut sender).await;
         drop(sender);
         write_outcome(&self.conn, &mut self.shut, written)?;
@@ -780,6 +819,25 @@ impl<S: AsyncRead + AsyncWrite> Shared<S> {
         Ok(())
     }
 
+    /// Queues `lent` by reference where the connection allows and writes what the stream
+    /// takes of it at once, under the locks (which are never held across an await): the
+    /// sender copies the rest into the output as it drops, and the flush writes it.
+    async fn send_lent(&self, lent: Lent<'_>) -> Result<(), Error> {
+        {
+            // The write half first, as `poll_flush` takes them.
+            let mut side = lock(&self.writer);
+            let WriteSide { half, shut } = &mut *side;
+            let mut conn = self.conn();
+            let mut sender = conn.sender();
+            lent.queue(&mut sender)?;
+            let mut cx = Context::from_waker(&self.waker);
+            let written = try_write_lent(half, &mut sender, &mut cx);
+            drop(sender);
+            write_outcome(&conn, shut, written)?;
+        }
+        self.flush().await
+    }
+
     fn is_shut(&self) -> bool {
         lock(&self.writer).shut
     }
@@ -866,13 +924,23 @@ impl<S: AsyncRead + AsyncWrite> WebSocketWriter<S> {
         self.shared.flush().await
     }
 
-    /// Sends a binary message.
+    /// Sends a binary message. A server's large uncompressed payload is written from `data`
+    /// itself as far as the stream takes it at once (one vectored write, the header before
+    /// it); the rest is copied into the connection's output and flushed.
     ///
     /// # Errors
     /// As [`send_text`](Self::send_text).
     pub async fn send_binary(&self, data: &[u8]) -> Result<(), Error> {
-        self.shared.conn().send_binary(data)?;
-        self.shared.flush().await
+        self.shared.send_lent(Lent::Binary(data)).await
+    }
+
+    /// Sends a [`PreparedMessage`], its shared frame written from the message itself as
+    /// [`send_binary`](Self::send_binary) writes a payload; see [`Sender::send_prepared`].
+    ///
+    /// # Errors
+    /// As [`send_text`](Self::send_text).
+    pub async fn send_prepared(&self, message: &PreparedMessage) -> Result<(), Error> {
+        self.shared.send_lent(Lent::Prepared(message)).await
     }
 
     /// Sends a Ping.

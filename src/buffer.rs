@@ -150,7 +150,20 @@ pub(crate) struct Output {
     /// right behind the queued bytes; the sender appends them before it goes away. Not zero
     /// outside a sender's life means one was leaked and the queued frame has lost its end.
     pub(crate) owed: usize,
+    /// Where in `buf` the last automatic Pong starts, while none of it is written, and its
+    /// length (0: none); and how many automatic Pongs were queued since the output was last
+    /// empty. Past [`WAITING_PONGS`] the last one is replaced instead (RFC 6455 §5.5.3 lets
+    /// a Pong answer only the latest Ping). Kept small, as every connection holds them.
+    pong_at: u32,
+    pong_len: u8,
+    pongs_waiting: u8,
 }
+
+/// How many automatic Pongs may queue while the output is not written before the newest
+/// replaces the last: a burst of pings gets a Pong each (Autobahn|TestSuite 2.10 sends ten
+/// at once and wants all ten back), a flood from a peer that does not read leaves at most
+/// this many (2 KiB).
+pub(crate) const WAITING_PONGS: u8 = 16;
 
 impl fmt::Debug for Output {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -174,6 +187,33 @@ impl Output {
                 })
             }),
             owed: 0,
+            pong_at: 0,
+            pong_len: 0,
+            pongs_waiting: 0,
+        }
+    }
+
+    /// The bytes waiting to be written, a lent payload's included.
+    pub(crate) fn buffered(&self) -> usize {
+        self.buf.len() - self.start + self.owed
+    }
+
+    /// Queues an automatic Pong; once [`WAITING_PONGS`] wait, in place of the last one if it
+    /// is still whole, so that a peer that pings without reading cannot grow the output.
+    pub(crate) fn auto_pong(&mut self, payload: &[u8]) {
+        if self.pongs_waiting >= WAITING_PONGS && self.pong_len > 0 {
+            let at = self.pong_at as usize;
+            self.buf.drain(at..at + usize::from(self.pong_len));
+        } else {
+            self.pongs_waiting = self.pongs_waiting.saturating_add(1);
+        }
+        let at = self.buf.len();
+        self.frame(Opcode::Pong, true, 0, payload);
+        debug_assert!(at >= self.start, "a control frame is never copied aligned");
+        // A Pong is at most 131 bytes; past 4 GiB of queued output it is not tracked.
+        match (u32::try_from(at), u8::try_from(self.buf.len() - at)) {
+            (Ok(pong_at), Ok(pong_len)) => (self.pong_at, self.pong_len) = (pong_at, pong_len),
+            _ => self.pong_len = 0,
         }
     }
 
@@ -207,9 +247,14 @@ impl Output {
             "consumed more bytes than are pending"
         );
         self.start += n;
+        if self.pong_len > 0 && (self.pong_at as usize) < self.start {
+            // Being written: it must go out whole.
+            self.pong_len = 0;
+        }
         if self.start == self.buf.len() {
             self.start = 0;
             self.buf.clear();
+            self.pongs_waiting = 0;
         }
     }
 

@@ -82,6 +82,19 @@ pub struct Config {
     /// request from any other origin, or without one, gets 403. `None` (the default) accepts
     /// every origin.
     pub allowed_origins: Option<Vec<String>>,
+    /// The high-water mark of the output queue, in bytes (default 64 KiB; `None`: no mark).
+    /// Once this much waits to be written, message sends are refused with
+    /// [`UsageError::OutputFull`](crate::UsageError::OutputFull) and
+    /// [`Connection::wants_read`](crate::Connection::wants_read) turns false, so that a driver
+    /// writes before it reads more. Control frames are never refused, and automatic Pongs
+    /// do not pile up (at most 16 wait, the last answering the latest Ping), so a peer that
+    /// sends without reading cannot grow the output by itself.
+    ///
+    /// The check comes before a send, so one message of any size is queued while the output
+    /// is under the mark: the queue holds at most the mark plus one message. 64 KiB is one
+    /// read (`read_buffer_size`): what the replies to one read can need, while 10,000
+    /// connections that stopped reading hold at most 640 MiB of output between them.
+    pub output_high_water: Option<usize>,
     /// permessage-deflate (RFC 7692) settings; `None` (the default) neither offers nor
     /// accepts compression.
     #[cfg(feature = "deflate")]
@@ -104,6 +117,7 @@ impl Default for Config {
             max_head_size: 16 << 10,
             max_headers: 64,
             allowed_origins: None,
+            output_high_water: Some(64 << 10),
             #[cfg(feature = "deflate")]
             deflate: None,
         }
@@ -148,6 +162,7 @@ setters! { Config {
     max_head_size: usize;
     max_headers: usize;
     allowed_origins: Option<Vec<String>>;
+    output_high_water: Option<usize>;
     #[cfg(feature = "deflate")]
     deflate: Option<crate::deflate::DeflateConfig>;
 }}

@@ -148,6 +148,17 @@ pub enum UsageError {
     /// Text fragments that are not UTF-8 once joined.
     #[error("text fragments are not valid UTF-8")]
     InvalidUtf8,
+    /// A message sent while the output holds [`Config::output_high_water`] bytes or more:
+    /// write them out first. Nothing was queued.
+    ///
+    /// [`Config::output_high_water`]: crate::Config::output_high_water
+    #[error(
+        "{buffered} bytes wait to be written, at or past the high-water mark: write them first"
+    )]
+    OutputFull {
+        /// The bytes waiting.
+        buffered: usize,
+    },
     /// `accept` or `reject` without a handshake request waiting for an answer.
     #[error("no handshake request is waiting for an answer")]
     NoRequestToAnswer,

@@ -32,8 +32,9 @@ use crate::writer::Writer;
 /// broken frame on the wire.
 pub struct Sender<'a> {
     writer: &'a mut Writer,
-    /// Whether the connection can send a message now, decided when the sender was lent:
-    /// nothing the sender does changes it.
+    /// Whether the connection's state allows a message, decided when the sender was lent:
+    /// nothing the sender does changes it. Room under the high-water mark is checked at each
+    /// send.
     ready: Result<(), UsageError>,
     /// The unwritten rest of a payload sent by reference: it goes on the wire right after
     /// the output's queued bytes (`writer.out.owed` is its length).
@@ -56,7 +57,7 @@ impl<'a> Sender<'a> {
     pub(crate) fn new(writer: &'a mut Writer) -> Self {
         writer.out.assert_not_owed();
         Self {
-            ready: writer.check_can_send_message(),
+            ready: writer.check_message_state(),
             writer,
             borrowed: &[],
         }
@@ -67,9 +68,10 @@ impl<'a> Sender<'a> {
     ///
     /// # Errors
     /// [`UsageError::NotOpen`] unless open; [`UsageError::MessageInProgress`] during a
-    /// fragmented send.
+    /// fragmented send; [`UsageError::OutputFull`] once the output (this sender's own
+    /// sends included) reached [`Config::output_high_water`](crate::Config::output_high_water).
     pub fn send_text(&mut self, text: &str) -> Result<(), UsageError> {
-        self.ready.clone()?;
+        self.check_ready()?;
         self.queue(Opcode::Text, text.as_bytes());
         Ok(())
     }
@@ -80,7 +82,7 @@ impl<'a> Sender<'a> {
     /// # Errors
     /// As [`send_text`](Self::send_text).
     pub fn send_binary(&mut self, data: &[u8]) -> Result<(), UsageError> {
-        self.ready.clone()?;
+        self.check_ready()?;
         self.queue(Opcode::Binary, data);
         Ok(())
     }
@@ -96,7 +98,7 @@ impl<'a> Sender<'a> {
     /// # Errors
     /// As [`send_text`](Self::send_text).
     pub fn send_text_borrowed(&mut self, text: &'a str) -> Result<(), UsageError> {
-        self.ready.clone()?;
+        self.check_ready()?;
         self.queue_borrowed(Opcode::Text, text.as_bytes());
         Ok(())
     }
@@ -125,7 +127,7 @@ impl<'a> Sender<'a> {
     /// # Errors
     /// As [`send_text`](Self::send_text).
     pub fn send_binary_borrowed(&mut self, data: &'a [u8]) -> Result<(), UsageError> {
-        self.ready.clone()?;
+        self.check_ready()?;
         self.queue_borrowed(Opcode::Binary, data);
         Ok(())
     }
@@ -139,7 +141,7 @@ impl<'a> Sender<'a> {
     /// # Errors
     /// As [`send_text`](Self::send_text).
     pub fn send_prepared(&mut self, message: &'a PreparedMessage) -> Result<(), UsageError> {
-        self.ready.clone()?;
+        self.check_ready()?;
         self.settle();
         if let Some(frame) = self.writer.prepared(message) {
             if frame.len() < BORROW_MIN {
@@ -174,6 +176,13 @@ impl<'a> Sender<'a> {
         self.writer.out.consume(n - from_borrowed);
         self.borrowed = &self.borrowed[from_borrowed..];
         self.writer.out.owed = self.borrowed.len();
+    }
+
+    /// Whether a message may be queued now: the connection's state when the sender was lent,
+    /// and room under the high-water mark (which this sender's own sends use up).
+    fn check_ready(&self) -> Result<(), UsageError> {
+        self.ready.clone()?;
+        self.writer.check_room()
     }
 
     /// Queues by reference what can go out as it is, else as `queue` does.

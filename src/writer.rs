@@ -39,16 +39,41 @@ pub(crate) struct Writer {
     open: bool,
     /// Free the output's memory once it is written (no `Config::buffer_linger`).
     release_when_empty: bool,
+    /// `Config::output_high_water`, capped at 4 GiB (as `u32` it packs beside the flags:
+    /// every connection holds one).
+    high_water: Option<u32>,
 }
 
 impl Writer {
-    pub(crate) fn new(entropy: Option<EntropySource>, release_when_empty: bool) -> Self {
+    pub(crate) fn new(
+        entropy: Option<EntropySource>,
+        release_when_empty: bool,
+        high_water: Option<usize>,
+    ) -> Self {
         Self {
             out: Output::new(entropy),
             deflater: None,
             sending: None,
             open: false,
             release_when_empty,
+            high_water: high_water.map(|mark| u32::try_from(mark).unwrap_or(u32::MAX)),
+        }
+    }
+
+    /// Whether the output is under the high-water mark.
+    pub(crate) fn has_room(&self) -> bool {
+        self.high_water
+            .is_none_or(|mark| self.out.buffered() < mark as usize)
+    }
+
+    /// [`UsageError::OutputFull`] once the output reached the high-water mark.
+    pub(crate) fn check_room(&self) -> Result<(), UsageError> {
+        if self.has_room() {
+            Ok(())
+        } else {
+            Err(UsageError::OutputFull {
+                buffered: self.out.buffered(),
+            })
         }
     }
 
@@ -84,8 +109,15 @@ impl Writer {
     ///
     /// # Errors
     /// [`UsageError::NotOpen`] unless open; [`UsageError::MessageInProgress`] during a
-    /// fragmented send.
+    /// fragmented send; [`UsageError::OutputFull`] at the high-water mark.
     pub(crate) fn check_can_send_message(&self) -> Result<(), UsageError> {
+        self.check_message_state()?;
+        self.check_room()
+    }
+
+    /// Whether the state allows a whole message (open, no fragmented one under way),
+    /// whatever the output holds.
+    pub(crate) fn check_message_state(&self) -> Result<(), UsageError> {
         self.check_open()?;
         if self.sending.is_some() {
             return Err(UsageError::MessageInProgress);
@@ -137,7 +169,7 @@ impl Writer {
     ///
     /// # Errors
     /// [`UsageError::NotOpen`]; [`UsageError::FragmentKindMismatch`];
-    /// [`UsageError::InvalidUtf8`] (the fragment is not sent).
+    /// [`UsageError::InvalidUtf8`]; [`UsageError::OutputFull`] (the fragment is not sent).
     pub(crate) fn fragment(
         &mut self,
         kind: MessageKind,
@@ -145,6 +177,7 @@ impl Writer {
         is_final: bool,
     ) -> Result<(), UsageError> {
         self.check_open()?;
+        self.check_room()?;
         let (opcode, mut utf8, compressed) = match &self.sending {
             Some(sending) if sending.kind != kind => return Err(UsageError::FragmentKindMismatch),
             Some(sending) => (
@@ -226,6 +259,11 @@ impl Writer {
     pub(crate) fn close(&mut self, payload: &ClosePayload) {
         self.control(Opcode::Close, payload.as_bytes());
         self.shut();
+    }
+
+    /// Queues the automatic Pong to a Ping, replacing one that still waits whole.
+    pub(crate) fn auto_pong(&mut self, payload: &[u8]) {
+        self.out.auto_pong(payload);
     }
 
     /// Queues a control frame the protocol calls for (a Pong, the keepalive Ping).

@@ -133,7 +133,8 @@ fn report_sizes() {
     let size = std::mem::size_of::<Connection>();
     println!("size_of::<Connection>() = {size} bytes");
     // A guard against accidental growth (inline arrays, boxed state) of the struct itself.
-    assert!(size <= 600, "Connection grew to {size} bytes");
+    // 584 bytes before the output's high-water mark and the replaceable Pong's place (32).
+    assert!(size <= 616, "Connection grew to {size} bytes");
 }
 
 #[test]

@@ -820,7 +820,9 @@ const BIG: [usize; 4] = [126, 65535, 65536, 65537];
 pub fn program(data: &[u8]) -> Program {
     let mut input = Bytes::new(data);
     let chunk = chunk_size(input.byte());
-    let mut client = Connection::upgraded_client(quiet_config(), counting_entropy());
+    // The program's whole output is its record, written out at the end: no high-water mark.
+    let config = quiet_config().output_high_water(None);
+    let mut client = Connection::upgraded_client(config, counting_entropy());
     let mut expected = Vec::new();
     let mut fragments: Option<(MessageKind, Vec<u8>)> = None;
     let mut closed = false;

@@ -232,7 +232,11 @@ impl Connection {
         let mut conn = Self {
             role,
             reader: Reader::new(role),
-            writer: Writer::new(entropy, config.buffer_linger.is_none()),
+            writer: Writer::new(
+                entropy,
+                config.buffer_linger.is_none(),
+                config.output_high_water,
+            ),
             config,
             state,
             timers: Timers::default(),
@@ -537,8 +541,10 @@ impl Connection {
             Opcode::Ping => {
                 // RFC 6455 §5.5.2: answer with a Pong carrying the same payload, even between
                 // fragments of a message and after our Close (only the peer's Close ends it).
+                // Past a burst's worth of waiting Pongs the last is replaced (§5.5.3): pings
+                // from a peer that does not read cannot grow the output.
                 if self.config.auto_pong && matches!(self.state, State::Open | State::CloseSent) {
-                    self.writer.control(Opcode::Pong, bytes);
+                    self.writer.auto_pong(bytes);
                 }
                 Ok(Step::Ping(payload))
             }
@@ -755,6 +761,17 @@ impl Connection {
     #[must_use]
     pub fn buffered_amount(&self) -> usize {
         self.writer.out.pending().len()
+    }
+
+    /// Whether the driver should read more: false while the output is at or past
+    /// [`Config::output_high_water`], until enough of it is written. Reading then would only
+    /// make more to write (replies, a Close echo) for a peer that is not reading; writing
+    /// first applies TCP backpressure to it instead. Reading stays safe either way (automatic
+    /// Pongs never pile up), so a driver that must read to make progress may: the
+    /// tokio driver's reader half does, while its writer half's sends are under way.
+    #[must_use]
+    pub fn wants_read(&self) -> bool {
+        self.writer.has_room()
     }
 
     /// The connection's state.

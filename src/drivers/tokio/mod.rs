@@ -707,6 +707,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
 
     /// Flushes, then waits for input or a timer, and hands what came to the connection.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        // Everything queued goes out before more is read: the one stream is the only
+        // writer, so nothing else would write it meanwhile, and a peer that does not read
+        // meets TCP backpressure instead of a growing output.
         ready!(self.poll_write(cx))?;
         if self.shut {
             return Poll::Ready(Ok(()));
@@ -887,9 +890,16 @@ impl<S: AsyncRead + AsyncWrite> WebSocketReader<S> {
                     return Poll::Ready(Err(e.into()));
                 }
             }
-            ready!(self.shared.poll_flush(cx))?;
-            if self.shared.is_shut() {
-                return Poll::Ready(Ok(None));
+            // The reader reads on while the stream is full, even at the high-water mark: the
+            // writer half's sends are awaited by their callers, and reading adds at most a
+            // few Pongs (they never pile up) and a Close echo. Waiting for the writes instead would
+            // deadlock two peers that both send more than the socket buffers hold before
+            // either reads.
+            if let Poll::Ready(written) = self.shared.poll_flush(cx) {
+                written?;
+                if self.shared.is_shut() {
+                    return Poll::Ready(Ok(None));
+                }
             }
             let mut conn = self.shared.conn();
             if self.clock.poll(&mut conn, cx).is_ready() {

@@ -179,9 +179,10 @@ fn sec_1_2_server_seeds_give_their_events() {
         let got = summaries(&targets::server_stream(&seed("server_stream", name)));
         assert_eq!(got, *want, "server_stream/{name}");
     }
+    // The two ping-flood seeds have a test of their own (`ping_flood_then_output_full`).
     assert_eq!(
         seeds("server_stream").len(),
-        cases.len(),
+        cases.len() + 2,
         "a seed without a case"
     );
 }
@@ -469,6 +470,8 @@ fn server_stream_echoes_by_reference_in_odd_rounds() {
     );
     // Those of at least 1 KiB: the 4,000-byte texts and the binaries from 1,400 bytes on.
     assert_eq!(driven.echoes_lent, 6, "payloads lent, of those 9");
+    // Every other one of the 9 copied echoes goes out as a prepared message.
+    assert_eq!(driven.echoes_prepared, 4, "prepared echoes, of the other 9");
 }
 
 /// Review finding: a compressed frame at least a read long (79 bytes here, reads of 64) read
@@ -484,4 +487,25 @@ fn compressed_large_frame_through_receive_buffer_in_pieces() {
         summaries(&targets::inflate(&input)),
         ["accepted None", "binary 65536"]
     );
+}
+
+/// Issue 17: 40 pings and three 40,000-byte messages in one read, echoed. The harness checks
+/// every Pong against its model (16 queue, then the last waiting one is replaced) and every
+/// echo against the high-water mark (the third is refused with `OutputFull`: 80,012 bytes
+/// wait). Read in 251-byte pieces, each round's output is written, so every Ping gets its
+/// Pong and every message its echo.
+#[test]
+fn ping_flood_then_output_full() {
+    let driven =
+        targets::server_stream_driven(&seed("server_stream", "ping_flood_then_output_full"));
+    let mut want = vec!["request /chat []".to_string()];
+    want.extend((0..40).map(|i| format!("ping ping {i:02}")));
+    want.extend((0..3).map(|_| "binary 40000".to_string()));
+    want.extend(["close 1000 ".to_string(), "closed 1000".to_string()]);
+    assert_eq!(summaries(&driven.transcript), want);
+    let chunked = targets::server_stream_driven(&seed(
+        "server_stream",
+        "ping_flood_then_output_full_chunked",
+    ));
+    assert_eq!(chunked.transcript, driven.transcript);
 }

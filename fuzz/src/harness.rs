@@ -23,7 +23,7 @@ use sha1::{Digest as _, Sha1};
 use wsproto::internals::{MAX_CONTROL_PAYLOAD, has_partial_input};
 use wsproto::{
     Accept, CloseCode, Config, Connection, ConnectionState, Error, Event, HandshakeError,
-    MAX_CLOSE_REASON, ProtocolError, Request, Role, UsageError,
+    MAX_CLOSE_REASON, PreparedMessage, ProtocolError, Request, Role, UsageError,
 };
 
 /// An echo of `payload` is one FIN frame: masked by a client, unmasked by a server, and
@@ -429,6 +429,11 @@ pub struct Driven {
     max_read: usize,
     /// The most output pending at once so far: an emptied output buffer keeps that much.
     max_pending: usize,
+    /// The automatic Pongs queued since the output was last empty, and where the last one
+    /// is in the pending output (offset, length) while none of it is written: past 16 the
+    /// connection replaces it with the newest.
+    pongs_waiting: u8,
+    last_pong: Option<(usize, usize)>,
     /// Rounds ended so far; every other one frees the emptied buffers, so that both the
     /// kept and the freed buffers are exercised.
     rounds: usize,
@@ -436,6 +441,9 @@ pub struct Driven {
     pub echoed_by_reference: usize,
     /// Of those, the ones whose payload the sender lent rather than copied.
     pub echoes_lent: usize,
+    /// Messages echoed by `echo`, and of those, as a `PreparedMessage`.
+    echo_calls: usize,
+    pub echoes_prepared: usize,
     /// Bytes received and written in the current round.
     round_in: usize,
     round_app: usize,
@@ -460,9 +468,13 @@ impl Driven {
             transcript: Vec::new(),
             max_read: 0,
             max_pending: 0,
+            pongs_waiting: 0,
+            last_pong: None,
             rounds: 0,
             echoed_by_reference: 0,
             echoes_lent: 0,
+            echo_calls: 0,
+            echoes_prepared: 0,
             round_in: 0,
             round_app: 0,
             app_out: 0,
@@ -560,14 +572,74 @@ impl Driven {
     /// One `next_event`, checked: the event or the (first) error, or `None` when the
     /// connection needs input or has already reported its error.
     pub fn next_checked(&mut self) -> Option<Ev> {
-        let before = self.conn.pending_output().len();
+        let before = self.conn.pending_output().to_vec();
         let state_before = self.conn.state();
         let result = self
             .conn
             .next_event()
             .map(|e| e.as_ref().map(Ev::from_event));
-        let new = self.conn.pending_output()[before..].to_vec();
+        self.check_next_queued(result, &before, state_before)
+    }
+
+    /// `check_next` for an event whose output is checked as queued, `before` being the
+    /// pending output before it: a Ping's Pong goes through the Pong model (appended, or in
+    /// place of the last waiting one), anything else is appended.
+    fn check_next_queued(
+        &mut self,
+        result: Result<Option<Ev>, Error>,
+        before: &[u8],
+        state_before: ConnectionState,
+    ) -> Option<Ev> {
+        if let Ok(Some(Ev::Ping(payload))) = &result
+            && self.config.auto_pong
+        {
+            self.check_pong(before, payload);
+            return self.check_next(result, &[], state_before);
+        }
+        let new = self.conn.pending_output()[before.len()..].to_vec();
         self.check_next(result, &new, state_before)
+    }
+
+    /// The output after a Ping: `before` with one Pong carrying `payload` at the end, the
+    /// last waiting Pong taken out when 16 wait and it is still whole.
+    fn check_pong(&mut self, before: &[u8], payload: &[u8]) {
+        let pong_len = 2 + if self.role == Role::Client { 4 } else { 0 } + payload.len();
+        let expected_prefix = match self.last_pong {
+            Some((at, len)) if self.pongs_waiting >= 16 => {
+                [&before[..at], &before[at + len..]].concat()
+            }
+            _ => {
+                self.pongs_waiting = self.pongs_waiting.saturating_add(1);
+                before.to_vec()
+            }
+        };
+        let out = self.conn.pending_output();
+        assert_eq!(
+            out.len(),
+            expected_prefix.len() + pong_len,
+            "the output after a Ping"
+        );
+        assert_eq!(&out[..expected_prefix.len()], &expected_prefix[..]);
+        assert_one_control_frame(
+            &out[expected_prefix.len()..],
+            self.role,
+            0xA,
+            payload,
+            "Pong for a Ping",
+        );
+        self.last_pong = Some((expected_prefix.len(), pong_len));
+    }
+
+    /// Follows the Pong model as `n` bytes of output are written.
+    fn output_written(&mut self, n: usize) {
+        self.last_pong = match self.last_pong {
+            Some((at, len)) if at >= n => Some((at - n, len)),
+            _ => None,
+        };
+        if self.conn.pending_output().is_empty() {
+            self.pongs_waiting = 0;
+            self.last_pong = None;
+        }
     }
 
     /// `next_checked` through `next_event_with_sender`, as the echo examples run: a data
@@ -577,7 +649,8 @@ impl Driven {
     /// two slices are the output byte for byte, and that dropping it leaves exactly the
     /// unwritten rest queued.
     pub fn next_checked_echoing(&mut self, written: usize) -> Option<Ev> {
-        let before = self.conn.pending_output().len();
+        let before_bytes = self.conn.pending_output().to_vec();
+        let before = before_bytes.len();
         let state_before = self.conn.state();
         let mut echo = None;
         let result = match self.conn.next_event_with_sender() {
@@ -608,9 +681,9 @@ impl Driven {
             Err(error) => Err(error),
         };
         let Some((sent, full, event_end, k, lent)) = echo else {
-            let new = self.conn.pending_output()[before..].to_vec();
-            return self.check_next(result, &new, state_before);
+            return self.check_next_queued(result, &before_bytes, state_before);
         };
+        self.output_written(k);
         assert_eq!(
             self.conn.pending_output(),
             &full[k..],
@@ -628,6 +701,7 @@ impl Driven {
                     ConnectionState::Open,
                     "echo while not open"
                 );
+                self.check_send_result(&Ok(()), true, event_end, "echo by reference");
                 let payload = match reported.as_ref() {
                     Some(Ev::Text(text)) => text.as_bytes(),
                     Some(Ev::Binary(data)) => data.as_slice(),
@@ -650,11 +724,8 @@ impl Driven {
             }
             Err(e) => {
                 assert!(reply.is_empty(), "{e} queued output");
-                assert_ne!(
-                    self.conn.state(),
-                    ConnectionState::Open,
-                    "echo refused: {e}"
-                );
+                let open = self.conn.state() == ConnectionState::Open;
+                self.check_send_result(&Err(e), open, event_end, "echo by reference");
             }
         }
         reported
@@ -739,9 +810,8 @@ impl Driven {
             }
             Ev::Ping(payload) => {
                 assert!(payload.len() <= MAX_CONTROL_PAYLOAD);
-                if self.config.auto_pong {
-                    assert_one_control_frame(new, self.role, 0xA, payload, "Pong for a Ping");
-                } else {
+                // The Pong was checked against the model (`check_pong`).
+                if !self.config.auto_pong {
                     assert!(new.is_empty(), "Pong queued without auto_pong");
                 }
             }
@@ -946,15 +1016,56 @@ impl Driven {
         result
     }
 
-    /// The application echoes a data message (as an echo server would).
+    /// The application echoes a data message (as an echo server would): copied, or, every
+    /// other time, as a `PreparedMessage` (a broadcast's path), whose frame must carry the
+    /// payload as the copy's does.
     pub fn echo(&mut self, ev: &Ev) {
         let open = self.conn.state() == ConnectionState::Open;
-        let result = match ev {
-            Ev::Text(text) => self.command(|c| c.send_text(text)),
-            Ev::Binary(data) => self.command(|c| c.send_binary(data)),
+        let buffered = self.conn.buffered_amount();
+        self.echo_calls += 1;
+        let prepared = self.echo_calls.is_multiple_of(2);
+        let (result, payload) = match ev {
+            Ev::Text(text) if prepared => {
+                let message = PreparedMessage::text(text);
+                (self.command(|c| c.send_prepared(&message)), text.as_bytes())
+            }
+            Ev::Binary(data) if prepared => {
+                let message = PreparedMessage::binary(data);
+                (self.command(|c| c.send_prepared(&message)), data.as_slice())
+            }
+            Ev::Text(text) => (self.command(|c| c.send_text(text)), text.as_bytes()),
+            Ev::Binary(data) => (self.command(|c| c.send_binary(data)), data.as_slice()),
             _ => return,
         };
-        assert_eq!(result.is_ok(), open, "echo: {result:?}");
+        self.check_send_result(&result, open, buffered, "echo");
+        if result.is_ok() {
+            check_echo_frame(&self.conn.pending_output()[buffered..], payload, self.role);
+            if prepared {
+                self.echoes_prepared += 1;
+            }
+        }
+    }
+
+    /// A message send succeeds exactly when the connection is open and its output under the
+    /// high-water mark; at the mark it is refused with `OutputFull` and what was buffered.
+    fn check_send_result(
+        &self,
+        result: &Result<(), UsageError>,
+        open: bool,
+        buffered: usize,
+        what: &str,
+    ) {
+        let full = self
+            .config
+            .output_high_water
+            .is_some_and(|mark| buffered >= mark);
+        match result {
+            Err(UsageError::OutputFull { buffered: said }) => {
+                assert!(open && full, "{what}: {result:?}");
+                assert_eq!(*said, buffered, "{what}");
+            }
+            _ => assert_eq!(result.is_ok(), open && !full, "{what}: {result:?}"),
+        }
     }
 
     /// The application starts the closing handshake.
@@ -989,6 +1100,7 @@ impl Driven {
         );
         self.check_heap(true);
         self.conn.consume_output(pending);
+        self.output_written(pending);
         assert!(!self.conn.wants_write());
         self.check_heap(false);
         self.rounds += 1;

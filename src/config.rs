@@ -143,8 +143,8 @@ macro_rules! setters {
 }
 
 #[cfg_attr(
-    not(feature = "deflate"),
-    expect(unused_imports, reason = "DeflateConfig uses it")
+    not(any(feature = "deflate", feature = "tokio")),
+    expect(unused_imports, reason = "DeflateConfig and HubConfig use it")
 )]
 pub(crate) use setters;
 

@@ -17,6 +17,9 @@
 //! [`Reconnect`] is a client that reconnects with exponential backoff, like Python
 //! websockets' `async for ws in connect(...)`.
 //!
+//! [`Hub`] publishes to topics: each message prepared once, every subscriber's queue
+//! bounded, slow consumers dropped or closed.
+//!
 //! ```no_run
 //! use wsproto::drivers::{tokio::WebSocketStream, Message};
 //!
@@ -36,12 +39,14 @@
 mod client;
 #[cfg(feature = "http2")]
 pub mod http2;
+mod hub;
 mod reconnect;
 mod serve;
 #[cfg(feature = "futures")]
 mod stream;
 
 pub use client::ClientStream;
+pub use hub::{Delivery, Hub, HubConfig, HubStats, SlowConsumer, Subscriber};
 pub use reconnect::{Reconnect, ReconnectError};
 pub use serve::{Server, ServerHandle, ServerReader, ServerStream, Shutdown};
 

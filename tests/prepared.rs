@@ -247,13 +247,9 @@ fn drivers_send_prepared_messages() {
     let text = news(64 << 10);
     let message = PreparedMessage::text(&text);
     let small = PreparedMessage::binary(&[1, 2, 3]);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("ws://{}/", listener.local_addr().unwrap());
+    let (message_ref, text_ref, small_ref) = (&message, &text, &small);
+    on_loopback(|listener, url| async move {
+        let (message, text, small) = (message_ref, text_ref, small_ref);
         let server = {
             let (message, small) = (message.clone(), small.clone());
             tokio::spawn(async move {
@@ -318,13 +314,9 @@ fn writer_half_completes_a_partly_written_lent_payload() {
 
     let big: Vec<u8> = (0..8 << 20).map(|i: u32| (i % 251) as u8).collect();
     let prepared = PreparedMessage::binary(&big[..4 << 20]);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("ws://{}/", listener.local_addr().unwrap());
+    let (big_ref, prepared_ref) = (&big, &prepared);
+    on_loopback(|listener, url| async move {
+        let (big, prepared) = (big_ref, prepared_ref);
         let server = {
             let (big, prepared) = (big.clone(), prepared.clone());
             tokio::spawn(async move {
@@ -350,5 +342,20 @@ fn writer_half_completes_a_partly_written_lent_payload() {
         client.close(wsproto::CloseCode::NORMAL, "").await.unwrap();
         while client.recv().await.unwrap().is_some() {}
         server.await.unwrap();
+    });
+}
+
+/// Runs `test` on a current-thread runtime with a loopback listener and its `ws://` URL.
+fn on_loopback<F: std::future::Future<Output = ()>>(
+    test: impl FnOnce(tokio::net::TcpListener, String) -> F,
+) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/", listener.local_addr().unwrap());
+        test(listener, url).await;
     });
 }

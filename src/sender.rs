@@ -135,7 +135,8 @@ impl<'a> Sender<'a> {
     /// Sends a [`PreparedMessage`]: a server lends its shared frame (compressed, when this
     /// connection compresses it and agreed no server context takeover), to be written as
     /// [`send_binary_borrowed`](Self::send_binary_borrowed) writes a payload, with no copy
-    /// and no framing; frames under 1 KiB are copied into the output instead. A client, or
+    /// and no framing; a frame under 1 KiB behind other queued bytes is copied into the
+    /// output instead, to keep the write to one slice. A client, or
     /// a connection that compresses with its own context, frames the payload itself.
     ///
     /// # Errors
@@ -144,7 +145,9 @@ impl<'a> Sender<'a> {
         self.check_ready()?;
         self.settle();
         if let Some(frame) = self.writer.prepared(message) {
-            if frame.len() < BORROW_MIN {
+            // The frame brings its own header: lent behind an empty queue it is one slice,
+            // so only a small one behind queued bytes is worth copying.
+            if frame.len() < BORROW_MIN && !self.writer.out.queued().is_empty() {
                 self.writer.out.extend(frame);
             } else {
                 self.borrowed = frame;

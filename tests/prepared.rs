@@ -359,3 +359,26 @@ fn on_loopback<F: std::future::Future<Output = ()>>(
         test(listener, url).await;
     });
 }
+
+/// A small frame is lent when nothing else is queued (one slice to write either way), and
+/// copied behind queued bytes (so the write stays one slice).
+#[test]
+fn a_small_frame_is_lent_alone_and_copied_behind_queued_bytes() {
+    let message = PreparedMessage::text("tick");
+    let mut conn = Connection::upgraded_server(quiet_config());
+    let mut sender = conn.sender();
+    sender.send_prepared(&message).unwrap();
+    let [queued, lent] = sender.pending_output();
+    assert!(queued.is_empty());
+    assert_eq!(lent.as_ptr(), message.frame().as_ptr(), "lent, not copied");
+    // Dropped unwritten, the frame is copied into the output whole.
+    drop(sender);
+    assert_eq!(conn.pending_output(), b"\x81\x04tick");
+
+    let mut sender = conn.sender();
+    sender.send_prepared(&message).unwrap();
+    assert_eq!(
+        sender.pending_output(),
+        [&b"\x81\x04tick\x81\x04tick"[..], &[][..]]
+    );
+}

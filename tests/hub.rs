@@ -224,3 +224,56 @@ async fn forward_closes_a_websocket_that_stopped_reading_with_1013() {
     tokio::time::timeout(LIMIT, server).await.unwrap().unwrap();
     eprintln!("the stopped reader got {got} of {published} messages of 64 KiB, then 1013");
 }
+
+/// A blocking driver's server thread: `recv_blocking` feeds `send_prepared` on the blocking
+/// socket; once the subscriber is closed for being slow, the close comes before what it
+/// still had queued, as with `recv`, and the client sees the messages sent before it.
+#[test]
+fn a_blocking_thread_forwards_with_recv_blocking() {
+    use wsproto::drivers::blocking::WebSocket;
+
+    let hub = Hub::with_config(HubConfig::default().queue(4));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    let mut subscriber = hub.subscriber();
+    subscriber.subscribe("feed");
+    let server = std::thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        let mut ws = WebSocket::accept(tcp, common::quiet_config()).unwrap();
+        while let Some(delivery) = subscriber.recv_blocking() {
+            match delivery {
+                Delivery::Message(message) => ws.send_prepared(&message).unwrap(),
+                Delivery::Close(code) => ws.close(code, "too slow").unwrap(),
+            }
+        }
+        while ws.recv().unwrap().is_some() {}
+    });
+    let mut client = WebSocket::connect(&url).unwrap();
+    for i in 0..3 {
+        hub.publish("feed", &PreparedMessage::text(&format!("m{i}")));
+        assert_eq!(client.recv().unwrap(), Some(Message::Text(format!("m{i}"))));
+    }
+    // Four fit in the queue at most; publishing faster than that closes it.
+    let mut published = 3;
+    while hub.stats().closed == 0 {
+        hub.publish("feed", &PreparedMessage::text(&format!("m{published}")));
+        published += 1;
+    }
+    let mut got = 3;
+    loop {
+        match client.recv().unwrap() {
+            Some(Message::Text(text)) => {
+                assert_eq!(text, format!("m{got}"));
+                got += 1;
+            }
+            Some(Message::Close { code, .. }) => {
+                assert_eq!(code, CloseCode::TRY_AGAIN_LATER);
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(got < published);
+    assert_eq!(client.recv().unwrap(), None);
+    server.join().unwrap();
+}

@@ -11,7 +11,8 @@
 //!
 //! [`Subscriber::forward`] drains a subscriber into a [`WebSocketWriter`] (each message
 //! sent from the shared frame, [`WebSocketWriter::send_prepared`]) and closes the WebSocket
-//! with the slow-consumer code when it falls behind.
+//! with the slow-consumer code when it falls behind. A blocking driver's thread receives
+//! with [`Subscriber::recv_blocking`] and sends with the blocking `send_prepared`.
 //!
 //! ```no_run
 //! use wsproto::PreparedMessage;
@@ -311,6 +312,29 @@ impl Subscriber {
                     return Some(Delivery::Message(message));
                 }
                 Some(Some(_)) => {}
+            }
+        }
+    }
+
+    /// [`recv`](Self::recv) for a thread outside any async runtime, such as a blocking
+    /// driver's connection thread: it waits for the next message without an executor.
+    ///
+    /// # Panics
+    /// When called from within an async runtime (tokio's `blocking_recv` rule).
+    pub fn recv_blocking(&mut self) -> Option<Delivery> {
+        loop {
+            if let Some(code) = self.closed() {
+                if self.close_reported {
+                    return None;
+                }
+                self.close_reported = true;
+                return Some(Delivery::Close(code));
+            }
+            // A subscriber is closed only when its queue is full, so a close never comes
+            // while this waits on an empty queue: it is seen after the next message.
+            let message = self.received.blocking_recv()?;
+            if self.closed().is_none() {
+                return Some(Delivery::Message(message));
             }
         }
     }

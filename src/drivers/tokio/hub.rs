@@ -50,11 +50,8 @@ use super::{Error, WebSocketWriter, lock};
 use crate::close::CloseCode;
 use crate::prepared::PreparedMessage;
 use ::tokio::io::{AsyncRead, AsyncWrite};
-use ::tokio::sync::{Notify, mpsc};
-use core::future::{Future, poll_fn};
-use core::pin::pin;
+use ::tokio::sync::mpsc;
 use core::sync::atomic::{AtomicU16, AtomicU64, Ordering};
-use core::task::Poll;
 use std::collections::HashMap;
 use std::string::String;
 use std::sync::{Arc, Mutex};
@@ -135,8 +132,6 @@ struct Slot {
     queue: mpsc::Sender<PreparedMessage>,
     /// The close code once it was closed for being slow; 0 while open.
     closed: AtomicU16,
-    /// Wakes its `recv` when it is closed.
-    wake: Notify,
 }
 
 impl Hub {
@@ -169,7 +164,6 @@ impl Hub {
             slot: Arc::new(Slot {
                 queue,
                 closed: AtomicU16::new(0),
-                wake: Notify::new(),
             }),
             received,
             topics: Vec::new(),
@@ -201,7 +195,6 @@ impl Hub {
                     }
                     SlowConsumer::Close(code) => {
                         slot.closed.store(code.0, Ordering::Release);
-                        slot.wake.notify_one();
                         shared.closed.fetch_add(1, Ordering::Relaxed);
                     }
                 },
@@ -284,34 +277,18 @@ impl Subscriber {
 
     /// The next message, in the order published; or the slow-consumer close (before
     /// anything still queued), then `None`. Cancel-safe.
+    ///
+    /// A subscriber is closed only when its queue is full, so a close never comes while
+    /// this waits on an empty queue: it is seen at once, before the next message.
     pub async fn recv(&mut self) -> Option<Delivery> {
         loop {
-            if let Some(code) = self.closed() {
-                if self.close_reported {
-                    return None;
-                }
-                self.close_reported = true;
-                return Some(Delivery::Close(code));
+            if let Some(end) = self.report_close() {
+                return end;
             }
-            let (slot, received) = (&self.slot, &mut self.received);
-            let woken = slot.wake.notified();
-            let mut woken = pin!(woken);
-            let next = poll_fn(|cx| {
-                if woken.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(None);
-                }
-                received.poll_recv(cx).map(Some)
-            })
-            .await;
-            match next {
-                // Closed meanwhile: the loop reports it.
-                None => {}
-                // The subscriber's slot holds the sending end, so the queue never ends.
-                Some(None) => return None,
-                Some(Some(message)) if self.closed().is_none() => {
-                    return Some(Delivery::Message(message));
-                }
-                Some(Some(_)) => {}
+            // The slot holds the sending end, so the queue never ends while this lives.
+            let message = self.received.recv().await?;
+            if self.closed().is_none() {
+                return Some(Delivery::Message(message));
             }
         }
     }
@@ -323,20 +300,23 @@ impl Subscriber {
     /// When called from within an async runtime (tokio's `blocking_recv` rule).
     pub fn recv_blocking(&mut self) -> Option<Delivery> {
         loop {
-            if let Some(code) = self.closed() {
-                if self.close_reported {
-                    return None;
-                }
-                self.close_reported = true;
-                return Some(Delivery::Close(code));
+            if let Some(end) = self.report_close() {
+                return end;
             }
-            // A subscriber is closed only when its queue is full, so a close never comes
-            // while this waits on an empty queue: it is seen after the next message.
             let message = self.received.blocking_recv()?;
             if self.closed().is_none() {
                 return Some(Delivery::Message(message));
             }
         }
+    }
+
+    /// Once closed for being slow: the close the first time, `None` after; `None` (nothing
+    /// to report) while open.
+    fn report_close(&mut self) -> Option<Option<Delivery>> {
+        let code = self.closed()?;
+        let first = !self.close_reported;
+        self.close_reported = true;
+        Some(first.then_some(Delivery::Close(code)))
     }
 
     /// The slow-consumer close code, once it was closed.

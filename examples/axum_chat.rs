@@ -30,11 +30,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
-use chat_room::Line;
-use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use tokio::net::TcpListener;
-use tokio::sync::broadcast;
 use wsproto::Config;
 use wsproto::drivers::axum::WebSocketUpgrade;
 use wsproto::drivers::tokio::Shutdown;
@@ -49,10 +45,10 @@ usage: axum_chat [--addr HOST:PORT] [--tls-cert PEM --tls-key PEM]
                      http/1.1; needs --tls-key
   --tls-key PEM      the leaf's private key (PKCS#8, PKCS#1 or SEC1); needs --tls-cert";
 
+/// What every handler shares: the room, and the shutdown that closes its WebSockets.
 #[derive(Clone)]
-struct Room {
-    lines: broadcast::Sender<Line>,
-    guests: Arc<AtomicU64>,
+struct App {
+    room: chat_room::Room,
     shutdown: Shutdown,
 }
 
@@ -60,16 +56,15 @@ struct Room {
 async fn main() -> std::io::Result<()> {
     let args = args::Args::parse(USAGE, &["addr", tls::OPTIONS[0], tls::OPTIONS[1]], &[]);
     let tls = tls::server_config_h2(&args).map(tokio_rustls::TlsAcceptor::from);
-    let room = Room {
-        lines: broadcast::channel(256).0,
-        guests: Arc::new(AtomicU64::new(1)),
+    let state = App {
+        room: chat_room::Room::local(),
         shutdown: Shutdown::new(),
     };
-    let shutdown = room.shutdown.clone();
+    let shutdown = state.shutdown.clone();
     let app = Router::new()
         .route("/", get(page))
         .route("/ws", any(join))
-        .with_state(room);
+        .with_state(state);
     let listener = TcpListener::bind(args.get("addr", "127.0.0.1:8080")).await?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     println!(
@@ -97,7 +92,7 @@ async fn page() -> Response {
         .into_response()
 }
 
-async fn join(State(room): State<Room>, ws: WebSocketUpgrade) -> Response {
+async fn join(State(app): State<App>, ws: WebSocketUpgrade) -> Response {
     let mut config = Config::default();
     config.max_message_size = 64 << 10; // chat lines are short
     let via = format!(" (over {:?})", ws.http_version());
@@ -107,8 +102,8 @@ async fn join(State(room): State<Room>, ws: WebSocketUpgrade) -> Response {
         .deflate(true)
         .on_upgrade(move |ws| async move {
             if let Err(e) = {
-                let (reader, writer) = room.shutdown.watch(ws, request).split();
-                chat_room::run_guest(reader, writer, room.lines, &room.guests, &via).await
+                let (reader, writer) = app.shutdown.watch(ws, request).split();
+                chat_room::run_guest(reader, writer, &app.room, &via).await
             } {
                 eprintln!("axum_chat: connection ended: {e}");
             }

@@ -4,12 +4,22 @@
 //!
 //! It runs on `Server`, which reads each request head and hands plain HTTP requests to
 //! `route` (the page, or a 404) and upgrade requests to the WebSocket handshake (`/ws` only).
-//! Each client gets a reader (this task) and a writer fed by a broadcast channel; a client
-//! that goes away is dropped on the first error or at the end of its closing handshake, and
-//! the others see "guest-N left". SIGINT or SIGTERM closes every guest with 1001, then exits.
+//! Each client gets a reader (this task) and a writer fed by the room, a `Hub` topic: each
+//! line is framed once for every guest. A client that goes away is dropped on the first
+//! error or at the end of its closing handshake, and the others see "guest-N left". SIGINT
+//! or SIGTERM closes every guest with 1001, then exits.
 //!
 //! With `--tls-cert cert.pem --tls-key key.pem` the page is served over https:// and, as the
 //! page builds its WebSocket URL from its own location, the chat runs over wss://.
+//!
+//! Several chat processes share one room through Redis pub/sub (`RedisRelay`, the `redis`
+//! feature): start each with the same `--redis` URL, and a line typed on one reaches the
+//! guests of all.
+//!
+//! ```sh
+//! cargo run --release --features redis --example chat -- --addr 127.0.0.1:8080 --redis redis://127.0.0.1:6379
+//! cargo run --release --features redis --example chat -- --addr 127.0.0.1:8081 --redis redis://127.0.0.1:6379
+//! ```
 
 #[path = "common/args.rs"]
 mod args;
@@ -18,27 +28,31 @@ mod chat_room;
 #[path = "common/tls.rs"]
 mod tls;
 
-use chat_room::{Line, PAGE};
-use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use chat_room::{PAGE, Room};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::broadcast;
 use wsproto::drivers::tokio::{Server, ServerStream};
 use wsproto::drivers::{Answer, HttpRequest, HttpResponse};
 use wsproto::{Accept, Config};
 
 const USAGE: &str = "chat: a browser chat room over WebSocket (tokio)
 
-usage: chat [--addr HOST:PORT] [--tls-cert PEM --tls-key PEM]
+usage: chat [--addr HOST:PORT] [--tls-cert PEM --tls-key PEM] [--redis URL]
 
   --addr HOST:PORT   where to listen (default 127.0.0.1:8080); serves the page at / and
                      the WebSocket endpoint at /ws
   --tls-cert PEM     certificate chain (leaf first): serve https:// and wss://; needs --tls-key
-  --tls-key PEM      the leaf's private key (PKCS#8, PKCS#1 or SEC1); needs --tls-cert";
+  --tls-key PEM      the leaf's private key (PKCS#8, PKCS#1 or SEC1); needs --tls-cert
+  --redis URL        share the room with every chat process given the same Redis server
+                     (redis://HOST:PORT); needs the `redis` feature:
+                     cargo run --release --features redis --example chat -- --redis URL";
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let args = args::Args::parse(USAGE, &["addr", tls::OPTIONS[0], tls::OPTIONS[1]], &[]);
+    let args = args::Args::parse(
+        USAGE,
+        &["addr", tls::OPTIONS[0], tls::OPTIONS[1], "redis"],
+        &[],
+    );
     let tls = tls::server_config(&args).map(tokio_rustls::TlsAcceptor::from);
     let mut config = Config::default();
     config.max_message_size = 64 << 10; // chat lines are short
@@ -62,39 +76,59 @@ async fn main() -> std::io::Result<()> {
         // A failed TLS handshake (a browser that does not trust the certificate, say) or
         // WebSocket handshake ends that connection only.
         .on_error(|e| eprintln!("chat: connection ended: {e}"));
+    let addr = server.local_addr()?;
+    let room = match args.flag("redis") {
+        false => Room::local(),
+        true => join_redis(&args.get("redis", ""), addr.port()).await,
+    };
     let scheme = if tls.is_some() { "https" } else { "http" };
-    println!(
-        "chat: open {scheme}://{}/ in two browser tabs",
-        server.local_addr()?
-    );
-    let (room, _) = broadcast::channel::<Line>(256);
-    let guests = Arc::new(AtomicU64::new(1));
+    println!("chat: open {scheme}://{addr}/ in two browser tabs");
     match tls {
-        None => {
-            server
-                .serve(move |ws| guest(ws, room.clone(), Arc::clone(&guests)))
-                .await
-        }
+        None => server.serve(move |ws| guest(ws, room.clone())).await,
         Some(tls) => {
             server
                 .serve_with(
                     move |tcp| tls.accept(tcp),
-                    move |ws| guest(ws, room.clone(), Arc::clone(&guests)),
+                    move |ws| guest(ws, room.clone()),
                 )
                 .await
         }
     }
 }
 
+/// The room shared through Redis at `url`; guests are named `guest-N@<port>`. Exits when
+/// Redis cannot be reached.
+#[cfg(feature = "redis")]
+async fn join_redis(url: &str, port: u16) -> Room {
+    match Room::over_redis(url, &port.to_string()).await {
+        Ok(room) => {
+            println!("chat: sharing the room through {url}");
+            room
+        }
+        Err(e) => {
+            eprintln!("chat: {e}");
+            std::process::exit(1)
+        }
+    }
+}
+
+#[cfg(not(feature = "redis"))]
+async fn join_redis(_url: &str, _port: u16) -> Room {
+    eprintln!(
+        "chat: --redis needs the redis feature: \
+         cargo run --release --features redis --example chat -- --redis URL"
+    );
+    std::process::exit(2)
+}
+
 /// One guest's task. Its reader is `Server`'s, which sends the server's Close at shutdown
 /// and then sees the guest's answer.
 async fn guest<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     ws: ServerStream<S>,
-    room: broadcast::Sender<Line>,
-    guests: Arc<AtomicU64>,
+    room: Room,
 ) {
     let (reader, writer) = ws.split();
-    if let Err(e) = chat_room::run_guest(reader, writer, room, &guests, "").await {
+    if let Err(e) = chat_room::run_guest(reader, writer, &room, "").await {
         eprintln!("chat: connection ended: {e}");
     }
 }

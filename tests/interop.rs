@@ -7,6 +7,8 @@
 //! - the `chat` example in two headless Chromium pages (`chat_browser.js`), screenshot saved
 //!   as `<target>/chat.png`; `axum_chat` likewise over https with ALPN h2, its WebSockets
 //!   RFC 8441 streams (the page's welcome line must say `over HTTP/2.0`);
+//! - two `chat` processes sharing one room through a `redis-server` of the test's own (on a
+//!   free port, without persistence): our clients, then two Chromium pages, one per process;
 //! - `echo_server --http2` against our HTTP/2 client: several WebSockets on one h2c (or h2
 //!   over TLS) connection and an HTTP/1.1 upgrade on the same port, echoed byte for byte;
 //! - all of the above again over TLS (wss://, and https:// for the chat page): our servers
@@ -17,7 +19,7 @@
 //!
 //! Set-up, once per test run: `.ci/install-deps` (idempotent; when it fails the tests are
 //! skipped with a message, or fail when `CI` is set), then `cargo build --release
-//! --examples` into this test's own target directory (found from the test executable's
+//! --examples --features redis` into this test's own target directory (found from the test executable's
 //! path, `<target>/<profile>/deps/interop-*`), so the servers run as optimised builds and
 //! `cargo test --test interop` works on its own. Every child process is stopped when its
 //! handle drops and each test has an overall time limit. Timings go to stderr uncaptured.
@@ -107,20 +109,22 @@ fn setup() -> Option<Setup> {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let target = target_dir();
         let out = Command::new(cargo)
-            .args(["build", "--release", "--examples", "--target-dir"])
+            // `redis`: the chat's --redis, for the chat across two processes.
+            .args(["build", "--release", "--examples", "--features", "redis"])
+            .arg("--target-dir")
             .arg(&target)
             .current_dir(repo())
             .output()
             .map_err(|e| format!("cannot run cargo: {e}"))?;
         report!(
-            "set-up: cargo build --release --examples took {} ms",
+            "set-up: cargo build --release --examples --features redis took {} ms",
             started.elapsed().as_millis()
         );
         if out.status.success() {
             Ok(target.join("release").join("examples"))
         } else {
             Err(format!(
-                "cargo build --release --examples failed:\n{}",
+                "cargo build --release --examples --features redis failed:\n{}",
                 String::from_utf8_lossy(&out.stderr)
             ))
         }
@@ -1240,6 +1244,207 @@ fn chat_in_chromium(tls: bool, http2: bool) {
         let (status, lines) = Proc::spawn(pids, &setup, "chat_browser.js", &mut browser)
             .finish(Duration::from_secs(135));
         assert_peer_passed("chat_browser.js", status, &lines, 8);
+        report!("{name}: screenshot at {}", screenshot.display());
+    });
+}
+
+// ----- the chat across two processes, through Redis --------------------------------------
+
+/// A `redis-server` of the test's own on 127.0.0.1, without persistence; stopped with its
+/// [`Proc`] (SIGTERM, then SIGKILL), so nothing outlives the test.
+struct RedisServer {
+    port: u16,
+    _proc: Proc,
+}
+
+impl RedisServer {
+    /// Starts one on `port`, or on a free port (one the kernel just handed out).
+    fn start(pids: &Pids, setup: &Setup, port: Option<u16>) -> Self {
+        let port = port.unwrap_or_else(|| {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            probe.local_addr().unwrap().port()
+        });
+        let mut command = Command::new("/usr/bin/redis-server");
+        command.args(["--bind", "127.0.0.1", "--port", &port.to_string()]);
+        command.args(["--save", "", "--appendonly", "no", "--logfile", ""]);
+        let mut proc = Proc::spawn(pids, setup, "redis-server", &mut command);
+        proc.wait_line("Ready to accept connections", Duration::from_secs(10));
+        Self { port, _proc: proc }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Sends one command in RESP and returns its reply, which must be an integer.
+    fn integer(&self, command: &[&[u8]]) -> i64 {
+        let mut request = format!("*{}\r\n", command.len()).into_bytes();
+        for arg in command {
+            request.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+            request.extend_from_slice(arg);
+            request.extend_from_slice(b"\r\n");
+        }
+        let mut tcp = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        tcp.write_all(&request).unwrap();
+        let mut reply = String::new();
+        BufReader::new(tcp).read_line(&mut reply).unwrap();
+        let n = reply
+            .strip_prefix(':')
+            .and_then(|n| n.trim_end().parse().ok());
+        n.unwrap_or_else(|| panic!("redis answered {reply:?} to {command:?}"))
+    }
+
+    /// Waits until `n` clients have the pattern subscription (each chat's relay): until a
+    /// message to a topic nobody joined reaches `n` of them. (`PUBSUB NUMPAT` counts
+    /// distinct patterns, not subscribers.)
+    fn wait_subscribers(&self, n: i64) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while self.integer(&[b"PUBLISH", b"wsproto-chat:probe", b""]) != n {
+            assert!(
+                Instant::now() < deadline,
+                "the chats did not subscribe again"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Starts a `chat` example sharing its room through `redis`; returns it and its address.
+fn chat_on_redis(pids: &Pids, setup: &Setup, redis: &RedisServer, name: &str) -> (Proc, String) {
+    let mut command = Command::new(setup.examples.join("chat"));
+    command.args(["--addr", "127.0.0.1:0", "--redis", &redis.url()]);
+    let mut chat = Proc::spawn(pids, setup, name, &mut command);
+    chat.wait_line(
+        &format!("chat: sharing the room through {}", redis.url()),
+        Duration::from_secs(10),
+    );
+    let line = chat.wait_line("chat: open http://", Duration::from_secs(10));
+    let addr = addr_in(&line).to_string();
+    (chat, addr)
+}
+
+/// Two `chat` processes, one room: lines typed into a guest of one reach the guests of
+/// both, in the same order, and so do lines another Redis client publishes to the room's
+/// channel; text that is not UTF-8 is skipped. When redis-server restarts, both chats
+/// subscribe again and the next line goes through without a "not sent" notice (the
+/// publishing connection is made again and the line retried).
+#[test]
+fn chat_across_two_processes_through_redis() {
+    let Some(setup) = setup() else { return };
+    let name = "chat across two processes through redis";
+    with_limit(name, Duration::from_secs(90), move |pids| {
+        let redis = RedisServer::start(pids, &setup, None);
+        let (_chat_a, addr_a) = chat_on_redis(pids, &setup, &redis, "chat-a");
+        let (_chat_b, addr_b) = chat_on_redis(pids, &setup, &redis, "chat-b");
+        redis.wait_subscribers(2);
+        let port = |addr: &str| addr.rsplit(':').next().unwrap().to_string();
+        let (a, b) = (
+            format!("guest-1@{}", port(&addr_a)),
+            format!("guest-1@{}", port(&addr_b)),
+        );
+
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            use wsproto::drivers::tokio::WebSocketStream;
+            async fn lines<S>(ws: &mut WebSocketStream<S>, want: &[&str])
+            where
+                S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+            {
+                for want in want {
+                    let got = tokio::time::timeout(Duration::from_secs(10), ws.recv())
+                        .await
+                        .unwrap_or_else(|_| panic!("no line {want:?} within 10 s"));
+                    match got.unwrap() {
+                        Some(Message::Text(text)) => assert_eq!(text, *want),
+                        other => panic!("expected {want:?}, got {other:?}"),
+                    }
+                }
+            }
+
+            let mut guest_b = WebSocketStream::connect(&format!("ws://{addr_b}/ws"))
+                .await
+                .unwrap();
+            lines(
+                &mut guest_b,
+                &[&format!("* you are {b}"), &format!("* {b} joined")],
+            )
+            .await;
+            let mut guest_a = WebSocketStream::connect(&format!("ws://{addr_a}/ws"))
+                .await
+                .unwrap();
+            let joined = format!("* {a} joined");
+            lines(&mut guest_a, &[&format!("* you are {a}"), &joined]).await;
+            lines(&mut guest_b, &[&joined]).await;
+
+            guest_a.send_text("hello from A \u{2713}").await.unwrap();
+            let said = format!("{a}: hello from A \u{2713}");
+            lines(&mut guest_a, &[&said]).await;
+            lines(&mut guest_b, &[&said]).await;
+
+            // Another Redis client publishing to the room's channel: two subscribers (one
+            // relay per chat process) take each message; the one that is not UTF-8 never
+            // reaches a guest, the next line does.
+            let channel: &[u8] = b"wsproto-chat:room";
+            assert_eq!(redis.integer(&[b"PUBLISH", channel, b"\xff\xfe"]), 2);
+            assert_eq!(
+                redis.integer(&[b"PUBLISH", channel, b"* maintenance at noon"]),
+                2
+            );
+            lines(&mut guest_a, &["* maintenance at noon"]).await;
+            lines(&mut guest_b, &["* maintenance at noon"]).await;
+
+            // redis-server restarts on the same port.
+            let port = redis.port;
+            drop(redis);
+            let redis = RedisServer::start(pids, &setup, Some(port));
+            redis.wait_subscribers(2);
+            guest_b.send_text("after the restart").await.unwrap();
+            let said = format!("{b}: after the restart");
+            lines(&mut guest_b, &[&said]).await;
+            lines(&mut guest_a, &[&said]).await;
+
+            // B leaves: A hears it through Redis.
+            guest_b.close(CloseCode::NORMAL, "").await.unwrap();
+            while guest_b.recv().await.unwrap().is_some() {}
+            lines(&mut guest_a, &[&format!("* {b} left")]).await;
+            drop(redis);
+        });
+        // Neither process logged a line it could not publish.
+        for chat in ["chat-a", "chat-b"] {
+            let log = setup.target.join(format!("interop/{chat}.stderr"));
+            let stderr = std::fs::read_to_string(log).unwrap();
+            assert!(!stderr.contains("cannot publish"), "{chat}: {stderr}");
+        }
+    });
+}
+
+/// The same room in Chromium: page A on one chat process, page B on the other; a line typed
+/// in A appears in B (and in A, through Redis).
+#[test]
+fn chat_over_redis_in_two_chromium_pages() {
+    let Some(setup) = setup() else { return };
+    let name = "chat over redis in two chromium pages";
+    with_limit(name, Duration::from_secs(150), move |pids| {
+        let redis = RedisServer::start(pids, &setup, None);
+        let (_chat_a, addr_a) = chat_on_redis(pids, &setup, &redis, "chat-a-browser");
+        let (_chat_b, addr_b) = chat_on_redis(pids, &setup, &redis, "chat-b-browser");
+        redis.wait_subscribers(2);
+        let screenshot = setup.target.join("chat-redis.png");
+        let mut browser = Command::new("node");
+        browser.arg("tests/interop/chat_browser.js");
+        browser
+            .args(["--url", &format!("http://{addr_a}/")])
+            .args(["--url-b", &format!("http://{addr_b}/")])
+            .args(["--timeout", "120"])
+            .arg("--screenshot")
+            .arg(&screenshot);
+        let (status, lines) = Proc::spawn(pids, &setup, "chat_browser.js-redis", &mut browser)
+            .finish(Duration::from_secs(135));
+        assert_peer_passed("chat_browser.js", status, &lines, 7);
         report!("{name}: screenshot at {}", screenshot.display());
     });
 }

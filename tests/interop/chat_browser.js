@@ -12,9 +12,9 @@ const DEFAULT_SCREENSHOT = path.join(REPO_ROOT, 'target', 'chat.png');
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
   '--disable-component-update', '--no-first-run', '--disable-sync', '--disable-quic'];
 
-const HELP = `Usage: node chat_browser.js --url http://127.0.0.1:P/ [--screenshot PATH] [--timeout SEC]
-                          [--step-timeout SEC] [--chromium PATH] [--echo-url ws://HOST:P/]
-                          [--trust-spki BASE64] [--expect-welcome TEXT]
+const HELP = `Usage: node chat_browser.js --url http://127.0.0.1:P/ [--url-b URL] [--screenshot PATH]
+                          [--timeout SEC] [--step-timeout SEC] [--chromium PATH]
+                          [--echo-url ws://HOST:P/] [--trust-spki BASE64] [--expect-welcome TEXT]
 
 Opens the chat page at URL in two headless Chromium pages (A and B, separate browser contexts),
 waits until both show '#status' with text 'connected', types a unique message into '#message' in
@@ -24,6 +24,7 @@ screenshot of page B (also when a step fails, if possible).
 
 Options:
   --url URL            chat page URL (required), e.g. http://127.0.0.1:8080/
+  --url-b URL          page B's URL instead, e.g. another chat process sharing the room
   --screenshot PATH    where to save page B's screenshot (default: <repo>/target/chat.png)
   --timeout SEC        overall time limit (default 120)
   --step-timeout SEC   time limit per step (default 30)
@@ -49,7 +50,7 @@ function usageError(msg) {
 }
 
 function parseArgs(argv) {
-  const args = { url: null, screenshot: DEFAULT_SCREENSHOT, timeout: 120, stepTimeout: 30, chromium: '/usr/bin/chromium', echoUrl: null, trustSpki: null, expectWelcome: null };
+  const args = { url: null, urlB: null, screenshot: DEFAULT_SCREENSHOT, timeout: 120, stepTimeout: 30, chromium: '/usr/bin/chromium', echoUrl: null, trustSpki: null, expectWelcome: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -63,6 +64,7 @@ function parseArgs(argv) {
     };
     if (a === '-h' || a === '--help') { console.log(HELP); process.exit(0); }
     else if (a === '--url') args.url = value();
+    else if (a === '--url-b') args.urlB = value();
     else if (a === '--screenshot') args.screenshot = path.resolve(value());
     else if (a === '--timeout') args.timeout = number();
     else if (a === '--step-timeout') args.stepTimeout = number();
@@ -73,6 +75,7 @@ function parseArgs(argv) {
     else usageError(`unknown argument ${a}`);
   }
   if (!args.url) usageError('--url is required');
+  if (!args.urlB) args.urlB = args.url;
   return args;
 }
 
@@ -197,7 +200,7 @@ async function main() {
   const message = `hello from A \u2713 ${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
   let screenshotTaken = false;
 
-  const openPage = async (label) => {
+  const openPage = async (label, url) => {
     const context = await browser.newContext({ viewport: { width: 800, height: 600 } });
     const page = await context.newPage();
     pages[label] = page; // also for diagnostics if this step fails
@@ -206,11 +209,11 @@ async function main() {
       if (m.type() === 'error') console.log(`# page ${label} console error: ${m.text()} (${m.location().url || '?'})`);
     });
     page.on('pageerror', (e) => console.log(`# page ${label} error: ${e.message}`));
-    const resp = await page.goto(args.url, { waitUntil: 'load', timeout: stepMs });
-    if (resp && !resp.ok()) throw new Error(`GET ${args.url} returned HTTP ${resp.status()}`);
+    const resp = await page.goto(url, { waitUntil: 'load', timeout: stepMs });
+    if (resp && !resp.ok()) throw new Error(`GET ${url} returned HTTP ${resp.status()}`);
     await page.waitForFunction(statusIsConnected, null, { timeout: stepMs, polling: 50 })
       .catch(async () => { throw new Error(`#status never became 'connected' within ${args.stepTimeout} s; ${await describe(page)}`); });
-    if (args.expectWelcome === null) return `loaded ${args.url}, #status is 'connected'`;
+    if (args.expectWelcome === null) return `loaded ${url}, #status is 'connected'`;
     const welcome = await page.waitForFunction(welcomeLine, null, { timeout: stepMs, polling: 50 })
       .then((line) => line.jsonValue())
       .catch(async () => { throw new Error(`no welcome line within ${args.stepTimeout} s; ${await describe(page)}`); });
@@ -218,7 +221,7 @@ async function main() {
     if (!welcome.includes(args.expectWelcome)) {
       throw new Error(`welcome line ${JSON.stringify(welcome)} lacks ${JSON.stringify(args.expectWelcome)} (page loaded over ${alpn})`);
     }
-    return `loaded ${args.url} over ${alpn}, #status is 'connected', welcome ${JSON.stringify(welcome)}`;
+    return `loaded ${url} over ${alpn}, #status is 'connected', welcome ${JSON.stringify(welcome)}`;
   };
 
   try {
@@ -228,8 +231,8 @@ async function main() {
       browser = await chromium.launch({ executablePath: args.chromium, args: [...CHROMIUM_ARGS, ...extra], headless: true, timeout: stepMs });
       return `${args.chromium} ${browser.version()}`;
     });
-    await step(report, 'page-a-connected', () => openPage('A'));
-    await step(report, 'page-b-connected', () => openPage('B'));
+    await step(report, 'page-a-connected', () => openPage('A', args.url));
+    await step(report, 'page-b-connected', () => openPage('B', args.urlB));
     await step(report, 'send-from-a', async () => {
       const a = pages.A;
       if ((await a.locator('#send-form').count()) !== 1) throw new Error('page A has no form #send-form');

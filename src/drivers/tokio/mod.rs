@@ -18,7 +18,8 @@
 //! websockets' `async for ws in connect(...)`.
 //!
 //! [`Hub`] publishes to topics: each message prepared once, every subscriber's queue
-//! bounded, slow consumers dropped or closed.
+//! bounded, slow consumers dropped or closed. With the `redis` feature, [`RedisRelay`]
+//! shares its topics with other processes through Redis pub/sub.
 //!
 //! ```no_run
 //! use wsproto::drivers::{tokio::WebSocketStream, Message};
@@ -41,6 +42,8 @@ mod client;
 pub mod http2;
 mod hub;
 mod reconnect;
+#[cfg(feature = "redis")]
+mod redis_relay;
 mod serve;
 #[cfg(feature = "futures")]
 mod stream;
@@ -48,6 +51,8 @@ mod stream;
 pub use client::ClientStream;
 pub use hub::{Delivery, Hub, HubConfig, HubStats, SlowConsumer, Subscriber};
 pub use reconnect::{Reconnect, ReconnectError};
+#[cfg(feature = "redis")]
+pub use redis_relay::{RedisRelay, RelayError, RelayStats};
 pub use serve::{Server, ServerHandle, ServerReader, ServerStream, Shutdown};
 
 use super::{Answer, Connector, Error, Lent, Message, apply_answer, lent_write, write_outcome};

@@ -150,20 +150,13 @@ pub(crate) struct Output {
     /// right behind the queued bytes; the sender appends them before it goes away. Not zero
     /// outside a sender's life means one was leaked and the queued frame has lost its end.
     pub(crate) owed: usize,
-    /// Where in `buf` the last automatic Pong starts, while none of it is written, and its
-    /// length (0: none); and how many automatic Pongs were queued since the output was last
-    /// empty. Past [`WAITING_PONGS`] the last one is replaced instead (RFC 6455 §5.5.3 lets
-    /// a Pong answer only the latest Ping). Kept small, as every connection holds them.
+    /// Where in `buf` the automatic Pong that waits starts, while none of it is written, and
+    /// its length (0: none). The next one replaces it (RFC 6455 §5.5.3 lets a Pong answer
+    /// only the latest Ping), so a flood from a peer that does not read leaves one. Kept
+    /// small, as every connection holds them.
     pong_at: u32,
     pong_len: u8,
-    pongs_waiting: u8,
 }
-
-/// How many automatic Pongs may queue while the output is not written before the newest
-/// replaces the last: a burst of pings gets a Pong each (Autobahn|TestSuite 2.10 sends ten
-/// at once and wants all ten back), a flood from a peer that does not read leaves at most
-/// this many (2 KiB).
-pub(crate) const WAITING_PONGS: u8 = 16;
 
 impl fmt::Debug for Output {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -189,7 +182,6 @@ impl Output {
             owed: 0,
             pong_at: 0,
             pong_len: 0,
-            pongs_waiting: 0,
         }
     }
 
@@ -198,14 +190,12 @@ impl Output {
         self.buf.len() - self.start + self.owed
     }
 
-    /// Queues an automatic Pong; once [`WAITING_PONGS`] wait, in place of the last one if it
-    /// is still whole, so that a peer that pings without reading cannot grow the output.
+    /// Queues an automatic Pong, in place of the one that waits unwritten if there is one,
+    /// so that a peer that pings without reading cannot grow the output.
     pub(crate) fn auto_pong(&mut self, payload: &[u8]) {
-        if self.pongs_waiting >= WAITING_PONGS && self.pong_len > 0 {
+        if self.pong_len > 0 {
             let at = self.pong_at as usize;
             self.buf.drain(at..at + usize::from(self.pong_len));
-        } else {
-            self.pongs_waiting = self.pongs_waiting.saturating_add(1);
         }
         let at = self.buf.len();
         self.frame(Opcode::Pong, true, 0, payload);
@@ -215,6 +205,11 @@ impl Output {
             (Ok(pong_at), Ok(pong_len)) => (self.pong_at, self.pong_len) = (pong_at, pong_len),
             _ => self.pong_len = 0,
         }
+    }
+
+    /// Whether an automatic Pong waits with none of it written.
+    pub(crate) fn pong_waiting(&self) -> bool {
+        self.pong_len > 0
     }
 
     pub(crate) fn pending(&self) -> &[u8] {
@@ -254,7 +249,6 @@ impl Output {
         if self.start == self.buf.len() {
             self.start = 0;
             self.buf.clear();
-            self.pongs_waiting = 0;
         }
     }
 

@@ -159,3 +159,9 @@ pub mod internals {
         conn.has_partial_input()
     }
 }
+
+/// The README's Rust examples, compiled (and run, where they are not `no_run`) as doctests,
+/// so that what a new user copies from it builds.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;

@@ -266,6 +266,11 @@ impl Writer {
         self.out.auto_pong(payload);
     }
 
+    /// Whether an automatic Pong waits with none of it written.
+    pub(crate) fn pong_waiting(&self) -> bool {
+        self.out.pong_waiting()
+    }
+
     /// Queues a control frame the protocol calls for (a Pong, the keepalive Ping).
     pub(crate) fn control(&mut self, opcode: Opcode, payload: &[u8]) {
         self.out.frame(opcode, true, 0, payload);

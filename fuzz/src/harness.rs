@@ -429,10 +429,8 @@ pub struct Driven {
     max_read: usize,
     /// The most output pending at once so far: an emptied output buffer keeps that much.
     max_pending: usize,
-    /// The automatic Pongs queued since the output was last empty, and where the last one
-    /// is in the pending output (offset, length) while none of it is written: past 16 the
-    /// connection replaces it with the newest.
-    pongs_waiting: u8,
+    /// Where the automatic Pong that waits is in the pending output (offset, length) while
+    /// none of it is written: the connection replaces it with the next one.
     last_pong: Option<(usize, usize)>,
     /// Rounds ended so far; every other one frees the emptied buffers, so that both the
     /// kept and the freed buffers are exercised.
@@ -468,7 +466,6 @@ impl Driven {
             transcript: Vec::new(),
             max_read: 0,
             max_pending: 0,
-            pongs_waiting: 0,
             last_pong: None,
             rounds: 0,
             echoed_by_reference: 0,
@@ -601,17 +598,12 @@ impl Driven {
     }
 
     /// The output after a Ping: `before` with one Pong carrying `payload` at the end, the
-    /// last waiting Pong taken out when 16 wait and it is still whole.
+    /// Pong that waited whole taken out.
     fn check_pong(&mut self, before: &[u8], payload: &[u8]) {
         let pong_len = 2 + if self.role == Role::Client { 4 } else { 0 } + payload.len();
         let expected_prefix = match self.last_pong {
-            Some((at, len)) if self.pongs_waiting >= 16 => {
-                [&before[..at], &before[at + len..]].concat()
-            }
-            _ => {
-                self.pongs_waiting = self.pongs_waiting.saturating_add(1);
-                before.to_vec()
-            }
+            Some((at, len)) => [&before[..at], &before[at + len..]].concat(),
+            None => before.to_vec(),
         };
         let out = self.conn.pending_output();
         assert_eq!(
@@ -628,6 +620,7 @@ impl Driven {
             "Pong for a Ping",
         );
         self.last_pong = Some((expected_prefix.len(), pong_len));
+        assert!(self.conn.pong_waiting(), "a Pong waits after a Ping");
     }
 
     /// Follows the Pong model as `n` bytes of output are written.
@@ -637,9 +630,13 @@ impl Driven {
             _ => None,
         };
         if self.conn.pending_output().is_empty() {
-            self.pongs_waiting = 0;
             self.last_pong = None;
         }
+        assert_eq!(
+            self.conn.pong_waiting(),
+            self.last_pong.is_some(),
+            "pong_waiting() after {n} bytes were written"
+        );
     }
 
     /// `next_checked` through `next_event_with_sender`, as the echo examples run: a data

@@ -763,11 +763,21 @@ impl Connection {
         self.writer.out.pending().len()
     }
 
+    /// Whether an automatic Pong waits unwritten. The Pong to the next Ping replaces it
+    /// (RFC 6455 §5.5.3: a Pong may answer only the latest Ping), so a flood of Pings from
+    /// a peer that does not read leaves one Pong queued. A driver that wants each Ping of a
+    /// burst answered, as peers expect, writes before taking the next event while this is
+    /// true; this crate's drivers do.
+    #[must_use]
+    pub fn pong_waiting(&self) -> bool {
+        self.writer.pong_waiting()
+    }
+
     /// Whether the driver should read more: false while the output is at or past
     /// [`Config::output_high_water`], until enough of it is written. Reading then would only
     /// make more to write (replies, a Close echo) for a peer that is not reading; writing
-    /// first applies TCP backpressure to it instead. Reading stays safe either way (automatic
-    /// Pongs never pile up), so a driver that must read to make progress may: the
+    /// first applies TCP backpressure to it instead. Reading stays safe either way (at most
+    /// one automatic Pong waits), so a driver that must read to make progress may: the
     /// tokio driver's reader half does, while its writer half's sends are under way.
     #[must_use]
     pub fn wants_read(&self) -> bool {

@@ -254,6 +254,12 @@ impl<S: Transport> WebSocket<S> {
     /// As [`recv`](Self::recv).
     pub fn recv_with<R>(&mut self, f: impl FnOnce(Event<'_>) -> R) -> Result<Option<R>, Error> {
         loop {
+            // The Pong to the next Ping would replace a waiting one: each Ping of a burst is
+            // answered. (A blocking write waits for a peer that does not read, as `fill`
+            // does before reading.)
+            if self.conn.pong_waiting() {
+                self.flush()?;
+            }
             match self.conn.next_event() {
                 Ok(Some(event)) => return Ok(Some(f(event))),
                 Ok(None) if self.shut => return Ok(None),

@@ -683,6 +683,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
         mut f: impl FnMut(Event<'_>) -> Option<R>,
     ) -> Poll<Result<Option<R>, Error>> {
         loop {
+            // The Pong to the next Ping would replace a waiting one: write it first, without
+            // waiting for the socket, so that each Ping of a burst is answered while a peer
+            // that does not read gets only the newest.
+            if self.conn.pong_waiting()
+                && let Poll::Ready(Err(e)) = self.poll_write(cx)
+            {
+                return Poll::Ready(Err(e.into()));
+            }
             self.sent_close |= self.conn.state() == ConnectionState::Closing;
             match self.conn.next_event() {
                 Ok(Some(event)) => {
@@ -885,6 +893,12 @@ impl<S: AsyncRead + AsyncWrite> WebSocketReader<S> {
     /// As [`recv`](Self::recv).
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Message>, Error>> {
         loop {
+            // As in `WebSocketStream::poll_event`: a waiting Pong is written, if the socket
+            // takes it, before the next Ping could replace it.
+            let pong_waiting = self.shared.conn().pong_waiting();
+            if pong_waiting && let Poll::Ready(Err(e)) = self.shared.poll_flush(cx) {
+                return Poll::Ready(Err(e.into()));
+            }
             let next = self
                 .shared
                 .conn()
@@ -901,8 +915,8 @@ impl<S: AsyncRead + AsyncWrite> WebSocketReader<S> {
                 }
             }
             // The reader reads on while the stream is full, even at the high-water mark: the
-            // writer half's sends are awaited by their callers, and reading adds at most a
-            // few Pongs (they never pile up) and a Close echo. Waiting for the writes instead would
+            // writer half's sends are awaited by their callers, and reading adds at most one
+            // Pong (the newest replaces it) and a Close echo. Waiting for the writes instead would
             // deadlock two peers that both send more than the socket buffers hold before
             // either reads.
             if let Poll::Ready(written) = self.shared.poll_flush(cx) {

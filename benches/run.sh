@@ -6,6 +6,10 @@
 #
 #   benches/run.sh            # about 20 minutes on 2 cores; run it on an otherwise idle machine
 #   benches/run.sh --no-e2e   # criterion benches only
+#
+# Not run here, nor in CI: the broadcast benches (issue 17), each a few minutes, run by hand:
+#   cargo run --release -p wsproto-benches --example broadcast            # (a) in process
+#   cargo run --release -p wsproto-benches --example broadcast_loopback   # (b) and (c), loopback
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -13,6 +13,10 @@
 //! - tungstenite: one `Bytes` per round, `Message::Binary(bytes.clone())` per connection.
 //! - fastwebsockets: `Frame::binary(Payload::Borrowed(..))` per connection.
 //! - tokio-websockets: one `Bytes` per round, `Message::binary(bytes.clone())` per connection.
+//! - sockudo-ws: one `Bytes` per round, `Message::Binary(bytes.clone())` per connection, sent
+//!   through its `Sink`. It has no pre-framed message: its `PubSub` hands each subscriber a
+//!   `Message` clone (a shared `Bytes`) and each connection frames it, which is this loop
+//!   without the channel.
 //!
 //! `cargo run --release -p wsproto-benches --example broadcast [-- --connections N --rounds R]`
 
@@ -148,6 +152,7 @@ enum Fleet {
     Tungstenite(Vec<tungstenite::WebSocket<Socket>>),
     Fastwebsockets(Vec<fastwebsockets::WebSocket<Socket>>),
     TokioWebsockets(Vec<tokio_websockets::WebSocketStream<Socket>>),
+    Sockudo(Vec<sockudo_ws::WebSocketStream<Socket>>),
 }
 
 impl Fleet {
@@ -157,6 +162,7 @@ impl Fleet {
             Self::Tungstenite(_) => "tungstenite",
             Self::Fastwebsockets(_) => "fastwebsockets",
             Self::TokioWebsockets(_) => "tokio-websockets",
+            Self::Sockudo(_) => "sockudo-ws",
         }
     }
 
@@ -188,9 +194,16 @@ impl Fleet {
                     })
                     .collect(),
             ),
-            _ => Self::TokioWebsockets(
+            3 => Self::TokioWebsockets(
                 (0..n)
                     .map(|_| tokio_websockets::ServerBuilder::new().serve(Socket))
+                    .collect(),
+            ),
+            _ => Self::Sockudo(
+                (0..n)
+                    .map(|_| {
+                        sockudo_ws::WebSocketStream::server(Socket, sockudo_ws::Config::default())
+                    })
                     .collect(),
             ),
         }
@@ -231,6 +244,14 @@ impl Fleet {
                         .expect("sent");
                 }
             }),
+            Self::Sockudo(fleet) => rt.block_on(async {
+                let shared = Bytes::copy_from_slice(payload);
+                for ws in fleet {
+                    ws.send(sockudo_ws::Message::Binary(shared.clone()))
+                        .await
+                        .expect("sent");
+                }
+            }),
         }
     }
 }
@@ -263,7 +284,7 @@ fn main() {
     );
     println!("|---|---|---:|---:|---:|");
     for (label, size) in [("16 B", 16), ("1 KiB", 1 << 10), ("64 KiB", 64 << 10)] {
-        let mut fleets: Vec<Fleet> = (0..4).map(|i| Fleet::new(i, connections)).collect();
+        let mut fleets: Vec<Fleet> = (0..5).map(|i| Fleet::new(i, connections)).collect();
         let payload: Vec<u8> = (0..size).map(|i| (i * 7 + 3) as u8).collect();
         let frame = (size
             + if size < 126 {

@@ -87,8 +87,8 @@ pub struct Config {
     /// [`UsageError::OutputFull`](crate::UsageError::OutputFull) and
     /// [`Connection::wants_read`](crate::Connection::wants_read) turns false, so that a driver
     /// writes before it reads more. Control frames are never refused, and automatic Pongs
-    /// do not pile up (at most 16 wait, the last answering the latest Ping), so a peer that
-    /// sends without reading cannot grow the output by itself.
+    /// do not pile up (one waits, answering the latest Ping), so a peer that sends without
+    /// reading cannot grow the output by itself.
     ///
     /// The check comes before a send, so one message of any size is queued while the output
     /// is under the mark: the queue holds at most the mark plus one message. 64 KiB is one

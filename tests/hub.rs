@@ -277,3 +277,102 @@ fn a_blocking_thread_forwards_with_recv_blocking() {
     assert_eq!(client.recv().unwrap(), None);
     server.join().unwrap();
 }
+
+/// A socket that records each write: how many there were and what they carried.
+struct CountingSocket {
+    writes: Arc<std::sync::Mutex<Vec<usize>>>,
+    bytes: Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl tokio::io::AsyncRead for CountingSocket {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        _: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Pending // the subscriber's peer sends nothing
+    }
+}
+
+impl tokio::io::AsyncWrite for CountingSocket {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.writes.lock().unwrap().push(buf.len());
+        self.bytes.lock().unwrap().extend_from_slice(buf);
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let len = bufs.iter().map(|b| b.len()).sum();
+        self.writes.lock().unwrap().push(len);
+        for buf in bufs {
+            self.bytes.lock().unwrap().extend_from_slice(buf);
+        }
+        std::task::Poll::Ready(Ok(len))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// Messages that wait together go out in few writes: 1,000 small ones (20-byte frames)
+/// queued before `forward` runs take two writes of at most 16 KiB (the batch), a 64 KiB
+/// one among them is written from its own frame, and the bytes are every frame in order.
+#[tokio::test]
+async fn forward_writes_messages_that_wait_together_at_once() {
+    let hub = Hub::with_config(HubConfig::default().queue(2_000));
+    let mut subscriber = hub.subscriber();
+    subscriber.subscribe("t");
+    let mut expected = Vec::new();
+    let mut publish = |message: PreparedMessage| {
+        expected.extend_from_slice(message.frame());
+        assert_eq!(hub.publish("t", &message), 1);
+    };
+    for i in 0..1_000 {
+        publish(PreparedMessage::text(&format!("message {i:010}")));
+    }
+    publish(PreparedMessage::binary(&[7; 64 << 10]));
+    publish(PreparedMessage::text("last"));
+    let writes = Arc::default();
+    let bytes = Arc::default();
+    let socket = CountingSocket {
+        writes: Arc::clone(&writes),
+        bytes: Arc::clone(&bytes),
+    };
+    let ws = WebSocketStream::from_connection(
+        socket,
+        wsproto::Connection::upgraded_server(common::quiet_config()),
+    );
+    let (_reader, writer) = ws.split();
+    // Everything is written at once: forward then waits for more, and is cut off.
+    let _ = tokio::time::timeout(Duration::from_millis(200), subscriber.forward(&writer)).await;
+    assert_eq!(*bytes.lock().unwrap(), expected);
+    let frame = 2 + "message 0000000000".len();
+    assert_eq!(frame, 20);
+    let writes = writes.lock().unwrap().clone();
+    // 16 KiB / 20 B: 820 frames (the batch stops once 16,384 bytes are queued), then 180;
+    // the 64 KiB frame (a 10-byte header) alone, and the last message.
+    assert_eq!(writes, [820 * 20, 180 * 20, 10 + (64 << 10), 6]);
+}

@@ -966,16 +966,19 @@ async fn connect(addr: SocketAddr, path: &str, deflate: bool) -> io::Result<TcpS
     Ok(stream)
 }
 
+/// Compressed payloads [`INFLATED`] keeps: more than the messages in flight (`--window`
+/// is at most 32), as subscribers take them in no fixed order.
+const INFLATED_KEPT: usize = 64;
+
 thread_local! {
-    /// The compressed payload the load side inflated last, and what it inflated to. A
+    /// Compressed payloads the load side inflated lately, and what each inflated to. A
     /// message reaches every subscriber in the same compressed bytes wherever each
     /// compression starts afresh (no server context takeover, the same settings), whether
     /// the server deflated it once or once per connection, so the load side inflates each
     /// message once and compares the bytes for the other subscribers. Inflating it for
     /// every subscriber made the load side, not the server, the bound on deliveries/s.
-    static LAST_INFLATED: std::cell::RefCell<(Vec<u8>, Vec<u8>)> = const {
-        std::cell::RefCell::new((Vec::new(), Vec::new()))
-    };
+    static INFLATED: std::cell::RefCell<std::collections::VecDeque<(Vec<u8>, Vec<u8>)>> =
+        const { std::cell::RefCell::new(std::collections::VecDeque::new()) };
 }
 
 /// What a subscriber reports at the end.
@@ -1092,13 +1095,15 @@ impl Receiver {
                 .as_mut()
                 .ok_or_else(|| io::Error::other("a compressed message without deflate"))?;
             self.inflated.clear();
-            // The bytes the last subscriber inflated: copied, not inflated again.
-            let known = LAST_INFLATED.with_borrow(|(last, inflated)| {
-                let known = last == payload;
-                if known {
-                    self.inflated.extend_from_slice(inflated);
+            // Bytes a subscriber inflated lately: copied, not inflated again.
+            let known = INFLATED.with_borrow(|recent| {
+                match recent.iter().find(|(compressed, _)| compressed == payload) {
+                    Some((_, inflated)) => {
+                        self.inflated.extend_from_slice(inflated);
+                        true
+                    }
+                    None => false,
                 }
-                known
             });
             for input in [payload, &SYNC_TAIL].into_iter().filter(|_| !known) {
                 let before = inflater.total_in();
@@ -1110,10 +1115,11 @@ impl Receiver {
                 }
             }
             if !known {
-                LAST_INFLATED.with_borrow_mut(|(last, inflated)| {
-                    last.clear();
-                    last.extend_from_slice(payload);
-                    inflated.clone_from(&self.inflated);
+                INFLATED.with_borrow_mut(|recent| {
+                    if recent.len() == INFLATED_KEPT {
+                        recent.pop_front();
+                    }
+                    recent.push_back((payload.to_vec(), self.inflated.clone()));
                 });
             }
             &self.inflated[..]

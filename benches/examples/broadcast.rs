@@ -18,6 +18,9 @@
 //!   `Message` clone (a shared `Bytes`) and each connection frames it, which is this loop
 //!   without the channel.
 //!
+//! - floor: no library, each socket takes one frame framed beforehand: the least any
+//!   implementation can spend per delivery here.
+//!
 //! `cargo run --release -p wsproto-benches --example broadcast [-- --connections N --rounds R]`
 
 use bytes::Bytes;
@@ -153,6 +156,9 @@ enum Fleet {
     Fastwebsockets(Vec<fastwebsockets::WebSocket<Socket>>),
     TokioWebsockets(Vec<tokio_websockets::WebSocketStream<Socket>>),
     Sockudo(Vec<sockudo_ws::WebSocketStream<Socket>>),
+    /// No library: each socket takes the frame framed once beforehand. What every
+    /// implementation pays at least: the per-connection loop and the socket's copy.
+    Floor(Vec<Socket>),
 }
 
 impl Fleet {
@@ -163,6 +169,20 @@ impl Fleet {
             Self::Fastwebsockets(_) => "fastwebsockets",
             Self::TokioWebsockets(_) => "tokio-websockets",
             Self::Sockudo(_) => "sockudo-ws",
+            Self::Floor(_) => "floor (sockets alone)",
+        }
+    }
+
+    /// Bytes each connection takes inline in the fleet's vector (what it points to on the
+    /// heap not counted): the stride a broadcast walks through memory.
+    fn connection_size(&self) -> usize {
+        match self {
+            Self::Ours(_) => size_of::<(Connection, Socket)>(),
+            Self::Tungstenite(_) => size_of::<tungstenite::WebSocket<Socket>>(),
+            Self::Fastwebsockets(_) => size_of::<fastwebsockets::WebSocket<Socket>>(),
+            Self::TokioWebsockets(_) => size_of::<tokio_websockets::WebSocketStream<Socket>>(),
+            Self::Sockudo(_) => size_of::<sockudo_ws::WebSocketStream<Socket>>(),
+            Self::Floor(_) => size_of::<Socket>(),
         }
     }
 
@@ -199,6 +219,7 @@ impl Fleet {
                     .map(|_| tokio_websockets::ServerBuilder::new().serve(Socket))
                     .collect(),
             ),
+            5 => Self::Floor((0..n).map(|_| Socket).collect()),
             _ => Self::Sockudo(
                 (0..n)
                     .map(|_| {
@@ -244,6 +265,12 @@ impl Fleet {
                         .expect("sent");
                 }
             }),
+            Self::Floor(sockets) => {
+                let message = PreparedMessage::binary(payload);
+                for socket in sockets {
+                    socket.take([message.frame()]);
+                }
+            }
             Self::Sockudo(fleet) => rt.block_on(async {
                 let shared = Bytes::copy_from_slice(payload);
                 for ws in fleet {
@@ -280,11 +307,11 @@ fn main() {
         .expect("runtime");
     println!("broadcast in process: {connections} connections, {rounds} rounds, medians");
     println!(
-        "| size | implementation | ns per delivery | bytes allocated per delivery | ns vs wsproto |"
+        "| size | implementation | ns per delivery | bytes allocated per delivery | ns vs wsproto | connection bytes |"
     );
-    println!("|---|---|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|");
     for (label, size) in [("16 B", 16), ("1 KiB", 1 << 10), ("64 KiB", 64 << 10)] {
-        let mut fleets: Vec<Fleet> = (0..5).map(|i| Fleet::new(i, connections)).collect();
+        let mut fleets: Vec<Fleet> = (0..6).map(|i| Fleet::new(i, connections)).collect();
         let payload: Vec<u8> = (0..size).map(|i| (i * 7 + 3) as u8).collect();
         let frame = (size
             + if size < 126 {
@@ -323,9 +350,10 @@ fn main() {
             let n = median(&mut ns[i]);
             let b = median(&mut bytes[i]);
             println!(
-                "| {label} | {} | {n:.1} | {b:.1} | {:.2}x |",
+                "| {label} | {} | {n:.1} | {b:.1} | {:.2}x | {} |",
                 fleet.name(),
-                n / ours
+                n / ours,
+                fleet.connection_size()
             );
         }
     }

@@ -1,4 +1,4 @@
-//! Decoding: every implementation reads the same pre-encoded stream from an in-memory socket
+//! Decoding: every implementation (sockudo-ws 3.1 among the peers) reads the same pre-encoded stream from an in-memory socket
 //! that returns at most 64 KiB per read, through its complete-message API, text validated.
 //!
 //! `cargo bench -p wsproto-benches --bench decode`
@@ -6,7 +6,7 @@
 mod common;
 
 use common::{
-    FASTWEBSOCKETS, LIMIT, MAX_READ, MemSocket, OP_BINARY, OP_TEXT, OURS, Rng, Sender,
+    FASTWEBSOCKETS, LIMIT, MAX_READ, MemSocket, OP_BINARY, OP_TEXT, OURS, Rng, SOCKUDO_WS, Sender,
     TOKIO_WEBSOCKETS, TUNGSTENITE,
 };
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -193,6 +193,34 @@ fn tokio_websockets(
     })
 }
 
+fn sockudo_ws(rt: &tokio::runtime::Runtime, stream: &[u8], sender: Sender, count: usize) -> usize {
+    use sockudo_ws::{Config, Message, WebSocketStream};
+    // Its timers (idle timeout, keepalive Ping, Pong deadline) off, as the others have none
+    // running here; UTF-8 validation on, as for everyone.
+    let config = Config::builder()
+        .max_message_size(LIMIT)
+        .max_frame_size(LIMIT)
+        .idle_timeout(0)
+        .auto_ping(false)
+        .build();
+    rt.block_on(async {
+        let socket = MemSocket::new(stream);
+        let mut ws = match sender {
+            Sender::Client => WebSocketStream::server(socket, config),
+            Sender::Server => WebSocketStream::client(socket, config),
+        };
+        let mut bytes = 0;
+        for _ in 0..count {
+            bytes += match ws.next().await.expect("more").expect("a valid stream") {
+                Message::Text(text) => black_box(&text[..]).len(),
+                Message::Binary(data) => black_box(&data[..]).len(),
+                other => panic!("unexpected {other:?}"),
+            };
+        }
+        bytes
+    })
+}
+
 /// The reference: the stream copied through a 64 KiB buffer, as a proxy that only forwards.
 fn memcpy(stream: &[u8], buf: &mut [u8]) -> usize {
     let mut socket = MemSocket::new(stream);
@@ -305,6 +333,7 @@ fn bench_decode(c: &mut Criterion) {
             expected,
             "{TOKIO_WEBSOCKETS}"
         );
+        assert_eq!(sockudo_ws(&rt, s, case.sender, n), expected, "{SOCKUDO_WS}");
 
         if std::env::var_os("DECODE_INTERLEAVED").is_some() {
             interleaved(
@@ -316,6 +345,7 @@ fn bench_decode(c: &mut Criterion) {
                     (TOKIO_WEBSOCKETS, &|| {
                         tokio_websockets(&rt, s, case.sender, n)
                     }),
+                    (SOCKUDO_WS, &|| sockudo_ws(&rt, s, case.sender, n)),
                     ("memcpy-64KiB-reads", &|| memcpy(s, &mut vec![0; MAX_READ])),
                     ("copy-into-messages", &|| {
                         let masked = case.sender == Sender::Client;
@@ -338,6 +368,9 @@ fn bench_decode(c: &mut Criterion) {
         });
         group.bench_function(TOKIO_WEBSOCKETS, |b| {
             b.iter(|| tokio_websockets(&rt, s, case.sender, n))
+        });
+        group.bench_function(SOCKUDO_WS, |b| {
+            b.iter(|| sockudo_ws(&rt, s, case.sender, n))
         });
         if let Some(binary) = &as_binary {
             group.bench_function("wsproto-same-bytes-as-binary", |b| {

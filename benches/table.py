@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 OURS = "wsproto"
-PEERS = ["tungstenite", "fastwebsockets", "tokio-websockets"]
+PEERS = ["tungstenite", "fastwebsockets", "tokio-websockets", "sockudo-ws"]
 IMPLS = [OURS] + PEERS
 
 target = Path(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("CARGO_TARGET_DIR", "target"))

@@ -20,6 +20,7 @@ pub const OURS: &str = "wsproto";
 pub const TUNGSTENITE: &str = "tungstenite";
 pub const FASTWEBSOCKETS: &str = "fastwebsockets";
 pub const TOKIO_WEBSOCKETS: &str = "tokio-websockets";
+pub const SOCKUDO_WS: &str = "sockudo-ws";
 
 /// Short measurements: the machine is shared, so the table compares medians of one run.
 pub fn criterion() -> Criterion {

@@ -1,5 +1,6 @@
-//! Decoding: every implementation (sockudo-ws 3.1 among the peers) reads the same pre-encoded stream from an in-memory socket
-//! that returns at most 64 KiB per read, through its complete-message API, text validated.
+//! Decoding: every implementation (tungstenite, fastwebsockets, tokio-websockets, sockudo-ws
+//! and ours) reads the same pre-encoded stream from an in-memory socket that returns at most
+//! 64 KiB per read, through its complete-message API, text validated.
 //!
 //! `cargo bench -p wsproto-benches --bench decode`
 

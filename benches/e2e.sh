@@ -23,7 +23,7 @@ mkdir -p "$OUT"
 cargo build --release -p wsproto -p wsproto-benches --example echo_server \
   --example idle_connections --example peer_echo_servers --example load
 
-SERVERS=(wsproto tungstenite fastwebsockets tokio-websockets)
+SERVERS=(wsproto tungstenite fastwebsockets tokio-websockets sockudo-ws)
 declare -A PID URL
 LOGS="$(mktemp -d)"
 cleanup() {

@@ -16,7 +16,7 @@ const USAGE: &str = "peer_echo_servers: a WebSocket echo server on one of the pe
 usage: peer_echo_servers --peer NAME [--addr HOST:PORT]
 
   --peer NAME        tungstenite (through tokio-tungstenite), fastwebsockets (through hyper's
-                     upgrade, as its documentation shows) or tokio-websockets
+                     upgrade, as its documentation shows), tokio-websockets or sockudo-ws
   --addr HOST:PORT   where to listen (default 127.0.0.1:9002)";
 
 const MAX_MESSAGE: usize = 16 << 20;
@@ -28,6 +28,7 @@ enum Peer {
     Tungstenite,
     Fastwebsockets,
     TokioWebsockets,
+    Sockudo,
 }
 
 #[tokio::main]
@@ -38,6 +39,7 @@ async fn main() -> std::io::Result<()> {
         "tungstenite" => Peer::Tungstenite,
         "fastwebsockets" => Peer::Fastwebsockets,
         "tokio-websockets" => Peer::TokioWebsockets,
+        "sockudo-ws" => Peer::Sockudo,
         _ => {
             eprintln!("peer_echo_servers: unknown --peer {name:?}\n\n{USAGE}");
             std::process::exit(2);
@@ -56,6 +58,7 @@ async fn main() -> std::io::Result<()> {
                 Peer::Tungstenite => tungstenite(stream).await,
                 Peer::Fastwebsockets => fastwebsockets(stream).await,
                 Peer::TokioWebsockets => tokio_websockets(stream).await,
+                Peer::Sockudo => sockudo_ws(stream).await,
             };
             if let Err(e) = result {
                 eprintln!("connection ended: {e}");
@@ -88,6 +91,31 @@ async fn tokio_websockets(stream: TcpStream) -> Result<(), BoxError> {
     while let Some(message) = ws.next().await {
         let message = message?;
         if message.is_text() || message.is_binary() {
+            ws.send(message).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn sockudo_ws(mut stream: TcpStream) -> Result<(), BoxError> {
+    use sockudo_ws::{Config, Role, WebSocketStream, handshake};
+    // Its keepalive and idle timeout off, as the other servers run none.
+    let config = Config::builder()
+        .max_message_size(MAX_MESSAGE)
+        .max_frame_size(MAX_MESSAGE)
+        .idle_timeout(0)
+        .auto_ping(false)
+        .build();
+    // Its HTTP/1.1 server handshake; frame bytes read with the request are handed on.
+    let accepted = handshake::server_handshake(&mut stream).await?;
+    let mut ws =
+        WebSocketStream::from_raw_with_leftover(stream, Role::Server, config, accepted.leftover);
+    while let Some(message) = ws.next().await {
+        let message = message?;
+        if matches!(
+            message,
+            sockudo_ws::Message::Text(_) | sockudo_ws::Message::Binary(_)
+        ) {
             ws.send(message).await?;
         }
     }

@@ -83,17 +83,25 @@ async fn main() -> std::io::Result<()> {
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
     println!("chat: open {scheme}://{addr}/ in two browser tabs");
-    match tls {
-        None => server.serve(move |ws| guest(ws, room.clone())).await,
-        Some(tls) => {
-            server
-                .serve_with(
-                    move |tcp| tls.accept(tcp),
-                    move |ws| guest(ws, room.clone()),
-                )
-                .await
+    let served = {
+        let room = room.clone();
+        match tls {
+            None => server.serve(move |ws| guest(ws, room.clone())).await,
+            Some(tls) => {
+                server
+                    .serve_with(
+                        move |tcp| tls.accept(tcp),
+                        move |ws| guest(ws, room.clone()),
+                    )
+                    .await
+            }
         }
+    };
+    // After a shutdown by signal: what went through Redis, if the room was shared.
+    if let Some(report) = room.relay_report() {
+        println!("chat: {report}");
     }
+    served
 }
 
 /// The room shared through Redis at `url`; guests are named `guest-N@<port>`. Exits when

@@ -1335,8 +1335,8 @@ fn chat_across_two_processes_through_redis() {
     let name = "chat across two processes through redis";
     with_limit(name, Duration::from_secs(90), move |pids| {
         let redis = RedisServer::start(pids, &setup, None);
-        let (_chat_a, addr_a) = chat_on_redis(pids, &setup, &redis, "chat-a");
-        let (_chat_b, addr_b) = chat_on_redis(pids, &setup, &redis, "chat-b");
+        let (chat_a, addr_a) = chat_on_redis(pids, &setup, &redis, "chat-a");
+        let (chat_b, addr_b) = chat_on_redis(pids, &setup, &redis, "chat-b");
         redis.wait_subscribers(2);
         let port = |addr: &str| addr.rsplit(':').next().unwrap().to_string();
         let (a, b) = (
@@ -1411,6 +1411,40 @@ fn chat_across_two_processes_through_redis() {
             guest_b.close(CloseCode::NORMAL, "").await.unwrap();
             while guest_b.recv().await.unwrap().is_some() {}
             lines(&mut guest_a, &[&format!("* {b} left")]).await;
+
+            // Both shut down on SIGTERM (A's guest gets 1001, and its "left" goes out first)
+            // and report their relay's counters: the three lines each published (joined,
+            // a line, left), the one payload that was not UTF-8, the one resubscription. (What each received includes the
+            // probes of `wait_subscribers`, so it is only bounded below: the six lines.)
+            for (chat, has_guest) in [(chat_b, false), (chat_a, true)] {
+                let status = Command::new("kill")
+                    .args(["-TERM", &chat.child.id().to_string()])
+                    .status()
+                    .unwrap();
+                assert!(status.success());
+                if has_guest {
+                    expect_going_away(&mut guest_a).await;
+                }
+                let (status, out) = chat.finish(Duration::from_secs(15));
+                assert!(status.success(), "{status}");
+                let report = out
+                    .iter()
+                    .find_map(|line| line.strip_prefix("chat: redis relay: "));
+                let report = report.unwrap_or_else(|| panic!("no relay report in {out:?}"));
+                let counts: Vec<u64> = report
+                    .split(", ")
+                    .map(|part| part.rsplit(' ').next().unwrap().parse().unwrap())
+                    .collect();
+                assert_eq!(
+                    report
+                        .split(", ")
+                        .map(|p| p.rsplit_once(' ').unwrap().0)
+                        .collect::<Vec<_>>(),
+                    ["published", "received", "invalid", "resubscribed"]
+                );
+                assert_eq!((counts[0], counts[2], counts[3]), (3, 1, 1), "{report}");
+                assert!(counts[1] >= 6, "{report}");
+            }
             drop(redis);
         });
         // Neither process logged a line it could not publish.

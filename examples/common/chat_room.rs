@@ -63,6 +63,19 @@ impl Room {
         Ok(room)
     }
 
+    /// The relay's counters, as a line, when the room is shared through Redis.
+    pub fn relay_report(&self) -> Option<String> {
+        #[cfg(feature = "redis")]
+        if let Some(relay) = &self.relay {
+            let stats = relay.stats();
+            return Some(format!(
+                "redis relay: published {}, received {}, invalid {}, resubscribed {}",
+                stats.published, stats.received, stats.invalid, stats.resubscribed
+            ));
+        }
+        None
+    }
+
     /// Sends `line` to every guest (of every process, over Redis), or tells `guest` why it
     /// could not (Redis unreachable).
     async fn announce<S: AsyncRead + AsyncWrite>(&self, line: &str, guest: &WebSocketWriter<S>) {

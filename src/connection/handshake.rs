@@ -30,9 +30,10 @@ impl Connection {
     #[must_use]
     pub fn client(
         mut request: ClientRequest,
-        config: crate::Config,
+        config: impl Into<alloc::sync::Arc<crate::Config>>,
         entropy: impl Entropy + Send + 'static,
     ) -> Self {
+        let config = config.into();
         let mut entropy = entropy;
         let mut nonce = [0; 16];
         entropy(&mut nonce);
@@ -125,7 +126,7 @@ impl Connection {
     /// checked against `config` here, as [`read_response`](Self::read_response) checks it.
     #[cfg(feature = "http2")]
     pub(crate) fn accepted_client(
-        config: crate::Config,
+        config: impl Into<alloc::sync::Arc<crate::Config>>,
         response: handshake::Response,
         entropy: impl Entropy + Send + 'static,
     ) -> Result<Self, HandshakeError> {
@@ -139,7 +140,7 @@ impl Connection {
     /// `negotiated` by [`extension::accept_offers`] and the `subprotocol` selected.
     #[cfg(feature = "http")]
     pub(crate) fn accepted_server(
-        config: crate::Config,
+        config: impl Into<alloc::sync::Arc<crate::Config>>,
         negotiated: &Negotiated,
         subprotocol: Option<&str>,
     ) -> Self {

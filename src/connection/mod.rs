@@ -53,6 +53,7 @@ use crate::sender::Sender;
 use crate::writer::Writer;
 use alloc::boxed::Box;
 use alloc::string::ToString;
+use alloc::sync::Arc;
 use core::ops::Range;
 use core::time::Duration;
 use handshake::PendingClient;
@@ -174,7 +175,8 @@ impl<'a> EventLender<'a> {
 /// with [`pending_output`](Self::pending_output) + [`consume_output`](Self::consume_output).
 pub struct Connection {
     role: Role,
-    config: Config,
+    /// Shared by reference count: a server's connections can all hold one copy.
+    config: Arc<Config>,
     state: State,
     reader: Reader,
     writer: Writer,
@@ -203,11 +205,14 @@ impl Connection {
     /// (RFC 6455 §4.2). [`Event::Request`] reports a valid request; answer it with
     /// [`accept`](Self::accept) or [`reject`](Self::reject). Invalid requests are answered
     /// with the right 4xx by the connection itself.
+    ///
+    /// `config` is a [`Config`], or an `Arc<Config>` that many connections share (a server
+    /// accepting thousands keeps one copy of it).
     #[must_use]
-    pub fn server(config: Config) -> Self {
+    pub fn server(config: impl Into<Arc<Config>>) -> Self {
         Self::new(
             Role::Server,
-            config,
+            config.into(),
             None,
             State::ReadingRequest(HeadScanner::new()),
         )
@@ -216,19 +221,27 @@ impl Connection {
     /// A server connection on a stream whose upgrade is already done (for example by
     /// hyper or axum, or an HTTP/2 or HTTP/3 extended CONNECT stream, RFC 8441/9220).
     #[must_use]
-    pub fn upgraded_server(config: Config) -> Self {
-        Self::new(Role::Server, config, None, State::Open)
+    pub fn upgraded_server(config: impl Into<Arc<Config>>) -> Self {
+        Self::new(Role::Server, config.into(), None, State::Open)
     }
 
     /// A client connection on a stream whose upgrade is already done. `entropy` supplies the
     /// masking keys and must be a CSPRNG (see [`Entropy`]; under `std`,
     /// [`os_entropy`](crate::os_entropy) is the operating system's).
     #[must_use]
-    pub fn upgraded_client(config: Config, entropy: impl Entropy + Send + 'static) -> Self {
-        Self::new(Role::Client, config, Some(Box::new(entropy)), State::Open)
+    pub fn upgraded_client(
+        config: impl Into<Arc<Config>>,
+        entropy: impl Entropy + Send + 'static,
+    ) -> Self {
+        Self::new(
+            Role::Client,
+            config.into(),
+            Some(Box::new(entropy)),
+            State::Open,
+        )
     }
 
-    fn new(role: Role, config: Config, entropy: Option<EntropySource>, state: State) -> Self {
+    fn new(role: Role, config: Arc<Config>, entropy: Option<EntropySource>, state: State) -> Self {
         let mut conn = Self {
             role,
             reader: Reader::new(role),

@@ -34,6 +34,7 @@ use crate::prepared::PreparedMessage;
 use crate::sender::Sender;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A stream the blocking driver can run on. Timers need a read timeout; streams without one
@@ -182,11 +183,12 @@ impl<S: Transport> WebSocket<S> {
         }
     }
 
-    /// Runs the server handshake and accepts any valid request.
+    /// Runs the server handshake and accepts any valid request. `config` is a [`Config`] or
+    /// an `Arc<Config>` shared by many connections.
     ///
     /// # Errors
     /// IO errors and invalid requests (already answered with their 4xx).
-    pub fn accept(stream: S, config: Config) -> Result<Self, Error> {
+    pub fn accept(stream: S, config: impl Into<Arc<Config>>) -> Result<Self, Error> {
         Self::accept_with(stream, config, |_| Answer::Accept(crate::Accept::new()))
     }
 
@@ -198,7 +200,7 @@ impl<S: Transport> WebSocket<S> {
     /// answer.
     pub fn accept_with(
         stream: S,
-        config: Config,
+        config: impl Into<Arc<Config>>,
         decide: impl FnOnce(&Request) -> Answer,
     ) -> Result<Self, Error> {
         let mut ws = Self::from_connection(stream, Connection::server(config));

@@ -208,6 +208,8 @@ impl Server {
     {
         let wrap = Arc::new(wrap);
         let handler = Arc::new(handler);
+        // One copy for every connection.
+        let config = Arc::new(self.config.clone());
         let mut backoff = Backoff::default();
         loop {
             let tcp = match self.listener.accept() {
@@ -234,7 +236,7 @@ impl Server {
                 let open = Open(Arc::clone(&self.open));
                 let (wrap, handler) = (Arc::clone(&wrap), Arc::clone(&handler));
                 let (decide, on_error) = (Arc::clone(&self.decide), self.on_error.clone());
-                let config = self.config.clone();
+                let config = Arc::clone(&config);
                 thread::Builder::new().spawn(move || {
                     let _open = open;
                     let opened = wrap(tcp)

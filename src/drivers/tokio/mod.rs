@@ -369,11 +369,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
         }
     }
 
-    /// Runs the server handshake and accepts any valid request.
+    /// Runs the server handshake and accepts any valid request. `config` is a [`Config`] or
+    /// an `Arc<Config>` shared by many connections.
     ///
     /// # Errors
     /// IO errors and invalid requests (already answered with their 4xx).
-    pub async fn accept(stream: S, config: Config) -> Result<Self, Error> {
+    pub async fn accept(stream: S, config: impl Into<Arc<Config>>) -> Result<Self, Error> {
         Self::accept_with(stream, config, |_| Answer::Accept(Accept::new())).await
     }
 
@@ -384,7 +385,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
     /// IO errors, invalid requests (answered with their 4xx), a rejection, an invalid answer.
     pub async fn accept_with(
         stream: S,
-        config: Config,
+        config: impl Into<Arc<Config>>,
         decide: impl FnOnce(&Request) -> Answer,
     ) -> Result<Self, Error> {
         Self::from_connection(stream, Connection::server(config))

@@ -655,7 +655,7 @@ impl Server {
             decide,
             http,
             on_error,
-            config,
+            config: Arc::new(config),
         });
         let mut tasks = JoinSet::new();
         let mut backoff = Backoff::default();
@@ -736,7 +736,8 @@ struct Ctx<W, H> {
     decide: Arc<Decide>,
     http: Option<Arc<Route>>,
     on_error: Option<Arc<ErrorHook>>,
-    config: Config,
+    /// One copy for every connection.
+    config: Arc<Config>,
 }
 
 /// Answers a connection past the cap with 503 and closes it.

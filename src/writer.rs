@@ -66,6 +66,17 @@ impl Writer {
             .is_none_or(|mark| self.out.buffered() < mark as usize)
     }
 
+    /// The high-water mark, removed until [`set_high_water`](Self::set_high_water).
+    #[cfg(feature = "futures")]
+    pub(crate) fn take_high_water(&mut self) -> Option<u32> {
+        self.high_water.take()
+    }
+
+    #[cfg(feature = "futures")]
+    pub(crate) fn set_high_water(&mut self, mark: Option<u32>) {
+        self.high_water = mark;
+    }
+
     /// [`UsageError::OutputFull`] once the output reached the high-water mark.
     pub(crate) fn check_room(&self) -> Result<(), UsageError> {
         if self.has_room() {

@@ -776,6 +776,18 @@ impl Connection {
         self.writer.out.pending().len()
     }
 
+    /// Runs `send` with the output's high-water mark lifted, for a driver that already waited
+    /// for room: a `Sink` whose `poll_ready` saw room must not fail its `start_send` because
+    /// a clone sharing the connection queued in between. The output then holds at most the
+    /// mark plus one message per such sender.
+    #[cfg(feature = "futures")]
+    pub(crate) fn past_the_mark<R>(&mut self, send: impl FnOnce(&mut Self) -> R) -> R {
+        let mark = self.writer.take_high_water();
+        let result = send(self);
+        self.writer.set_high_water(mark);
+        result
+    }
+
     /// Whether an automatic Pong waits unwritten. The Pong to the next Ping replaces it
     /// (RFC 6455 §5.5.3: a Pong may answer only the latest Ping), so a flood of Pings from
     /// a peer that does not read leaves one Pong queued. A driver that wants each Ping of a

@@ -845,19 +845,48 @@ impl<S: AsyncRead + AsyncWrite> Shared<S> {
     /// takes of it at once, under the locks (which are never held across an await): the
     /// sender copies the rest into the output as it drops, and the flush writes it.
     async fn send_lent(&self, lent: Lent<'_>) -> Result<(), Error> {
-        {
-            // The write half first, as `poll_flush` takes them.
-            let mut side = lock(&self.writer);
-            let WriteSide { half, shut } = &mut *side;
-            let mut conn = self.conn();
-            let mut sender = conn.sender();
-            lent.queue(&mut sender)?;
-            let mut cx = Context::from_waker(&self.waker);
-            let written = try_write_lent(half, &mut sender, &mut cx);
-            drop(sender);
-            write_outcome(&conn, shut, written)?;
+        loop {
+            {
+                // The write half first, as `poll_flush` takes them.
+                let mut side = lock(&self.writer);
+                let WriteSide { half, shut } = &mut *side;
+                let mut conn = self.conn();
+                let mut sender = conn.sender();
+                match lent.queue(&mut sender) {
+                    Ok(()) => {
+                        let mut cx = Context::from_waker(&self.waker);
+                        let written = try_write_lent(half, &mut sender, &mut cx);
+                        drop(sender);
+                        write_outcome(&conn, shut, written)?;
+                        break;
+                    }
+                    // A clone filled the output: written down below the mark, then again.
+                    // (Nothing queued and still full: a mark of 0, which admits nothing.)
+                    Err(UsageError::OutputFull { buffered }) if buffered > 0 => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            self.flush().await?;
         }
         self.flush().await
+    }
+
+    /// Queues with `send` once the output is under the high-water mark: clones sending at
+    /// once wait for room (the output being written meanwhile) instead of failing with
+    /// [`UsageError::OutputFull`]. The check and the queuing are under one lock.
+    async fn send_when_room(
+        &self,
+        mut send: impl FnMut(&mut Connection) -> Result<(), UsageError>,
+    ) -> Result<(), Error> {
+        loop {
+            // The lock ends with this statement, before any await.
+            let sent = send(&mut self.conn());
+            match sent {
+                Ok(()) => return self.flush().await,
+                Err(UsageError::OutputFull { buffered }) if buffered > 0 => self.flush().await?,
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     fn is_shut(&self) -> bool {
@@ -935,7 +964,9 @@ impl<S: AsyncRead + AsyncWrite> WebSocketReader<S> {
     }
 }
 
-/// The sending half of a split [`WebSocketStream`]; clones send on the same connection.
+/// The sending half of a split [`WebSocketStream`]; clones send on the same connection. A
+/// send waits while the output is at [`Config::output_high_water`], writing it meanwhile,
+/// so clones sending at once take turns instead of failing.
 #[derive(Debug)]
 pub struct WebSocketWriter<S> {
     shared: Arc<Shared<S>>,
@@ -955,8 +986,9 @@ impl<S: AsyncRead + AsyncWrite> WebSocketWriter<S> {
     /// # Errors
     /// [`Error::Usage`] when not open; IO errors.
     pub async fn send_text(&self, text: &str) -> Result<(), Error> {
-        self.shared.conn().send_text(text)?;
-        self.shared.flush().await
+        self.shared
+            .send_when_room(|conn| conn.send_text(text))
+            .await
     }
 
     /// Sends a binary message. A server's large uncompressed payload is written from `data`

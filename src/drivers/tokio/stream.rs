@@ -113,7 +113,10 @@ impl<S: AsyncRead + AsyncWrite> Sink<Message> for WebSocketWriter<S> {
     }
 
     fn start_send(self: Pin<&mut Self>, message: Message) -> Result<(), Error> {
-        Ok(queue(&mut self.shared.conn(), message)?)
+        // `poll_ready` waited for room, but a clone may have queued since: accepted anyway,
+        // as the Sink contract wants.
+        let mut conn = self.shared.conn();
+        Ok(conn.past_the_mark(|conn| queue(conn, message))?)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{FASTWEBSOCKETS, MemSocket, OURS, TOKIO_WEBSOCKETS, TUNGSTENITE};
+use common::{FASTWEBSOCKETS, MemSocket, OURS, SOCKUDO_WS, TOKIO_WEBSOCKETS, TUNGSTENITE};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 use wsproto::{Accept, Config, Connection, Event};
@@ -54,6 +54,26 @@ fn tokio_websockets(
             .await
             .expect("a valid request");
         ws
+    })
+}
+
+/// sockudo-ws's own HTTP/1.1 server handshake, then its stream over the socket with the
+/// bytes read past the request.
+fn sockudo_ws(
+    rt: &tokio::runtime::Runtime,
+    mut socket: MemSocket<'static>,
+) -> sockudo_ws::WebSocketStream<MemSocket<'static>> {
+    use sockudo_ws::{Config, Role, WebSocketStream, handshake};
+    rt.block_on(async {
+        let accepted = handshake::server_handshake(&mut socket)
+            .await
+            .expect("a valid request");
+        WebSocketStream::from_raw_with_leftover(
+            socket,
+            Role::Server,
+            Config::default(),
+            accepted.leftover,
+        )
     })
 }
 
@@ -132,6 +152,14 @@ fn bench_handshake(c: &mut Criterion) {
         fastwebsockets(&rt, MemSocket::new(REQUEST)) > 100,
         "{FASTWEBSOCKETS}"
     );
+    let ws = sockudo_ws(&rt, MemSocket::capturing(REQUEST));
+    let reply = ws.get_ref().captured.as_deref().expect("captured");
+    assert!(reply.starts_with(b"HTTP/1.1 101"), "{SOCKUDO_WS}");
+    assert!(
+        reply
+            .windows(ACCEPT_HEADER.len())
+            .any(|w| w == ACCEPT_HEADER)
+    );
 
     let mut group = c.benchmark_group("handshake_server_browser_request");
     group.throughput(Throughput::Bytes(REQUEST.len() as u64));
@@ -147,6 +175,9 @@ fn bench_handshake(c: &mut Criterion) {
     });
     group.bench_function(TOKIO_WEBSOCKETS, |b| {
         b.iter(|| black_box(tokio_websockets(&rt, MemSocket::new(REQUEST))))
+    });
+    group.bench_function(SOCKUDO_WS, |b| {
+        b.iter(|| black_box(sockudo_ws(&rt, MemSocket::new(REQUEST))))
     });
     group.finish();
 }

@@ -7,8 +7,8 @@ use core::net::{Ipv4Addr, Ipv6Addr};
 
 use super::{
     BuildError, ExtensionOffer, HandshakeError, Headers, UrlError, accept_key, check_header,
-    has_token, header_values, is_header_value, is_token, list_elements, owned_headers,
-    parse_extensions, trim_ows, write_header,
+    has_token, header_values, is_header_value, is_token, list_elements, parse_extensions, trim_ows,
+    write_header,
 };
 
 /// The opening handshake request a client sends, built from a WebSocket URI (RFC 6455 §3).
@@ -380,7 +380,7 @@ impl Response {
 
     /// Every header in the order received: name as sent, raw value.
     pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        self.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice()))
+        self.headers.iter()
     }
 
     /// The value of the first header called `name` (ASCII case-insensitive).
@@ -424,7 +424,7 @@ pub(crate) fn parse_response(
     let (Some(version), Some(status)) = (parsed.version, parsed.code) else {
         return Err(malformed("incomplete status line"));
     };
-    let headers = owned_headers(parsed.headers);
+    let headers = Headers::from_httparse(parsed.headers);
 
     // RFC 6455 §4.1: any status other than 101 is handled per HTTP; redirects keep Location.
     if status != 101 {
@@ -494,7 +494,7 @@ fn unexpected_status(status: u16, headers: Headers) -> HandshakeError {
     };
     HandshakeError::UnexpectedStatus {
         status,
-        headers,
+        headers: headers.to_vec(),
         location,
     }
 }
@@ -530,7 +530,7 @@ fn selected(
 }
 
 /// RFC 6455 §4.1: exactly one `Sec-WebSocket-Accept`, equal to the value derived from the key.
-fn check_accept(headers: &[(String, Vec<u8>)], key_b64: &str) -> Result<(), HandshakeError> {
+fn check_accept(headers: &Headers, key_b64: &str) -> Result<(), HandshakeError> {
     let expected = accept_key(key_b64.as_bytes());
     let mut accepts = header_values(headers, "Sec-WebSocket-Accept");
     match (accepts.next(), accepts.next()) {
@@ -542,7 +542,7 @@ fn check_accept(headers: &[(String, Vec<u8>)], key_b64: &str) -> Result<(), Hand
 
 /// RFC 6455 §4.1: the server selects at most one subprotocol, compared exactly with the offer.
 fn selected_subprotocol(
-    headers: &[(String, Vec<u8>)],
+    headers: &Headers,
     offered: &[String],
 ) -> Result<Option<String>, HandshakeError> {
     let mut selected = list_elements(headers, "Sec-WebSocket-Protocol");

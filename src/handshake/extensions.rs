@@ -190,8 +190,7 @@ impl Cursor<'_> {
         }
         let (token, rest) = self.rest.split_at(len);
         self.rest = rest;
-        // tchars are ASCII, so every byte is its own char.
-        Ok(token.iter().map(|&b| char::from(b)).collect())
+        Ok(ascii_string(token))
     }
 
     /// Takes an RFC 7230 §3.2.6 quoted-string and returns it unquoted.
@@ -221,8 +220,15 @@ impl Cursor<'_> {
         if !is_token(&value) {
             return Err(malformed("quoted parameter value is not a token"));
         }
-        Ok(value.iter().map(|&b| char::from(b)).collect())
+        Ok(ascii_string(&value))
     }
+}
+
+/// A run of `tchar`s as a string: they are ASCII, so the bytes are already UTF-8 (copied
+/// whole, not a char at a time).
+fn ascii_string(token: &[u8]) -> String {
+    debug_assert!(token.is_ascii());
+    String::from(core::str::from_utf8(token).unwrap_or_default())
 }
 
 /// RFC 7230 §3.2.6: `qdtext = HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text`.

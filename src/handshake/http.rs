@@ -156,7 +156,7 @@ impl Upgrade {
         let target = uri.to_string();
         let owned: Headers = headers
             .iter()
-            .map(|(name, value)| (String::from(name.as_str()), value.as_bytes().to_vec()))
+            .map(|(name, value)| (name.as_str(), value.as_bytes()))
             .collect();
         let request = validate(RequestHead {
             method: method.as_str(),

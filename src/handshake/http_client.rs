@@ -91,7 +91,7 @@ impl ExtendedConnect {
         let headers: Headers = response
             .headers
             .iter()
-            .map(|(name, value)| (String::from(name.as_str()), value.as_bytes().to_vec()))
+            .map(|(name, value)| (name.as_str(), value.as_bytes()))
             .collect();
         let names = self.request.offered_extension_names();
         let checked = check_extended_connect_response(

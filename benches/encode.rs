@@ -1,4 +1,5 @@
-//! Encoding: one binary message queued and handed to an in-memory socket, as a client (masked,
+//! Encoding (tungstenite, fastwebsockets, tokio-websockets, sockudo-ws and ours): one binary
+//! message queued and handed to an in-memory socket, as a client (masked,
 //! RFC 6455 §5.3) and as a server, 16 B to 1 MiB. Each iteration sends a batch of messages so
 //! that runtime overhead does not dominate small ones. Every implementation's output is copied
 //! once into the in-memory socket, as a `write` to a real one copies it into the kernel (so
@@ -9,7 +10,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{FASTWEBSOCKETS, MemSocket, OURS, Rng, TOKIO_WEBSOCKETS, TUNGSTENITE};
+use common::{FASTWEBSOCKETS, MemSocket, OURS, Rng, SOCKUDO_WS, TOKIO_WEBSOCKETS, TUNGSTENITE};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures_util::SinkExt as _;
 use wsproto::{Config, Connection};
@@ -118,6 +119,26 @@ fn bench_encode(c: &mut Criterion) {
                         rt.block_on(async {
                             for _ in 0..k {
                                 ws.send(Message::binary(shared.clone()))
+                                    .await
+                                    .expect("sent");
+                            }
+                        })
+                    })
+                });
+            }
+            {
+                use sockudo_ws::{Config, Message, WebSocketStream};
+                // Its timers off, as the others have none running here.
+                let config = Config::builder().idle_timeout(0).auto_ping(false).build();
+                let mut ws = match role {
+                    Role::Client => WebSocketStream::client(MemSocket::new(&[]), config),
+                    Role::Server => WebSocketStream::server(MemSocket::new(&[]), config),
+                };
+                group.bench_function(SOCKUDO_WS, |b| {
+                    b.iter(|| {
+                        rt.block_on(async {
+                            for _ in 0..k {
+                                ws.send(Message::Binary(shared.clone()))
                                     .await
                                     .expect("sent");
                             }

@@ -54,6 +54,7 @@ impl core::fmt::Debug for Sender<'_> {
 }
 
 impl<'a> Sender<'a> {
+    #[inline]
     pub(crate) fn new(writer: &'a mut Writer) -> Self {
         writer.out.assert_not_owed();
         Self {
@@ -70,6 +71,7 @@ impl<'a> Sender<'a> {
     /// [`UsageError::NotOpen`] unless open; [`UsageError::MessageInProgress`] during a
     /// fragmented send; [`UsageError::OutputFull`] once the output (this sender's own
     /// sends included) reached [`Config::output_high_water`](crate::Config::output_high_water).
+    #[inline]
     pub fn send_text(&mut self, text: &str) -> Result<(), UsageError> {
         self.check_ready()?;
         self.queue(Opcode::Text, text.as_bytes());
@@ -81,6 +83,7 @@ impl<'a> Sender<'a> {
     ///
     /// # Errors
     /// As [`send_text`](Self::send_text).
+    #[inline]
     pub fn send_binary(&mut self, data: &[u8]) -> Result<(), UsageError> {
         self.check_ready()?;
         self.queue(Opcode::Binary, data);
@@ -97,6 +100,7 @@ impl<'a> Sender<'a> {
     ///
     /// # Errors
     /// As [`send_text`](Self::send_text).
+    #[inline]
     pub fn send_text_borrowed(&mut self, text: &'a str) -> Result<(), UsageError> {
         self.check_ready()?;
         self.queue_borrowed(Opcode::Text, text.as_bytes());
@@ -126,6 +130,7 @@ impl<'a> Sender<'a> {
     ///
     /// # Errors
     /// As [`send_text`](Self::send_text).
+    #[inline]
     pub fn send_binary_borrowed(&mut self, data: &'a [u8]) -> Result<(), UsageError> {
         self.check_ready()?;
         self.queue_borrowed(Opcode::Binary, data);
@@ -160,6 +165,7 @@ impl<'a> Sender<'a> {
     /// The bytes to write, in order: the connection's queued output, then the unwritten
     /// part of a payload sent by reference (empty when there is none).
     #[must_use]
+    #[inline]
     pub fn pending_output(&self) -> [&[u8]; 2] {
         [self.writer.out.queued(), self.borrowed]
     }
@@ -169,6 +175,7 @@ impl<'a> Sender<'a> {
     ///
     /// # Panics
     /// If `n` exceeds the pending length.
+    #[inline]
     pub fn consume_output(&mut self, n: usize) {
         let queued = self.writer.out.queued().len();
         let from_borrowed = n.saturating_sub(queued);
@@ -183,12 +190,14 @@ impl<'a> Sender<'a> {
 
     /// Whether a message may be queued now: the connection's state when the sender was lent,
     /// and room under the high-water mark (which this sender's own sends use up).
+    #[inline]
     fn check_ready(&self) -> Result<(), UsageError> {
         self.ready.clone()?;
         self.writer.check_room()
     }
 
     /// Queues by reference what can go out as it is, else as `queue` does.
+    #[inline]
     fn queue_borrowed(&mut self, opcode: Opcode, payload: &'a [u8]) {
         self.settle();
         if payload.len() < BORROW_MIN
@@ -207,6 +216,7 @@ impl<'a> Sender<'a> {
 
     /// Copies the unwritten rest of a payload sent by reference into the output, behind
     /// its header.
+    #[inline]
     fn settle(&mut self) {
         if !self.borrowed.is_empty() {
             self.writer.out.extend(self.borrowed);
@@ -216,6 +226,7 @@ impl<'a> Sender<'a> {
     }
 
     /// Queues a whole message through the writer, behind what was lent before.
+    #[inline]
     fn queue(&mut self, opcode: Opcode, payload: &[u8]) {
         self.settle();
         self.writer.message(opcode, payload);
@@ -223,6 +234,7 @@ impl<'a> Sender<'a> {
 }
 
 impl Drop for Sender<'_> {
+    #[inline]
     fn drop(&mut self) {
         self.settle();
         self.writer.after_consume();

@@ -61,6 +61,7 @@ impl Writer {
     }
 
     /// Whether the output is under the high-water mark.
+    #[inline]
     pub(crate) fn has_room(&self) -> bool {
         self.high_water
             .is_none_or(|mark| self.out.buffered() < mark as usize)
@@ -78,6 +79,7 @@ impl Writer {
     }
 
     /// [`UsageError::OutputFull`] once the output reached the high-water mark.
+    #[inline]
     pub(crate) fn check_room(&self) -> Result<(), UsageError> {
         if self.has_room() {
             Ok(())
@@ -108,6 +110,7 @@ impl Writer {
         self.deflater.is_some()
     }
 
+    #[inline]
     fn check_open(&self) -> Result<(), UsageError> {
         if self.open {
             Ok(())
@@ -128,6 +131,7 @@ impl Writer {
 
     /// Whether the state allows a whole message (open, no fragmented one under way),
     /// whatever the output holds.
+    #[inline]
     pub(crate) fn check_message_state(&self) -> Result<(), UsageError> {
         self.check_open()?;
         if self.sending.is_some() {
@@ -138,6 +142,7 @@ impl Writer {
 
     /// Whether a message of `len` bytes goes out compressed (permessage-deflate agreed and
     /// the message large enough).
+    #[inline]
     pub(crate) fn compresses(&self, len: usize) -> bool {
         self.deflater
             .as_ref()
@@ -145,6 +150,7 @@ impl Writer {
     }
 
     /// Queues a whole message in one frame. The caller checked that a message may be sent.
+    #[inline]
     pub(crate) fn message(&mut self, opcode: Opcode, payload: &[u8]) {
         let compressed = self.compresses(payload.len());
         self.data_frame(opcode, true, compressed, payload);
@@ -219,6 +225,7 @@ impl Writer {
     }
 
     /// Queues a data frame, deflated when its message is compressed.
+    #[inline]
     fn data_frame(&mut self, opcode: Opcode, fin: bool, compressed: bool, payload: &[u8]) {
         if !compressed {
             self.out.frame(opcode, fin, 0, payload);
@@ -289,6 +296,7 @@ impl Writer {
 
     /// After output was consumed: frees the output's memory once written when buffers do
     /// not linger.
+    #[inline]
     pub(crate) fn after_consume(&mut self) {
         if self.release_when_empty {
             self.out.release_if_empty();

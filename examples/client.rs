@@ -120,6 +120,8 @@ async fn run(ws: WebSocketStream<wsproto::drivers::tokio::ClientStream>) -> Resu
                     eprintln!("client: server closed: {code} {reason}")
                 }
                 Message::Ping(_) | Message::Pong(_) => {}
+                // Only with `Config::stream_messages`, which this client leaves off.
+                Message::TextChunk { .. } | Message::BinaryChunk { .. } => {}
             }
         }
         Ok::<(), Error>(())

@@ -49,6 +49,16 @@ pub struct Config {
     /// How many bytes `Connection::receive_buffer` offers for one read (default 64 KiB);
     /// less where a frame at least this long ends, so that a read stops there.
     pub read_buffer_size: usize,
+    /// Report data messages in chunks, as their bytes arrive (default `false`: whole
+    /// messages). Each chunk is lent from the receive buffer as
+    /// [`Event::TextChunk`](crate::Event::TextChunk) or
+    /// [`Event::BinaryChunk`](crate::Event::BinaryChunk), unmasked in place (text validated
+    /// up to its last complete code point, compressed messages inflated a read's worth at a
+    /// time), and the buffer is reused for the next read instead of growing to the
+    /// message's size: receiving a message of any size takes at most two
+    /// `read_buffer_size`s of memory (and the inflater's window). `max_message_size` still
+    /// applies to the whole message; raise it for large transfers.
+    pub stream_messages: bool,
     /// How long buffers emptied by traffic are kept for the next message before they are
     /// freed (default 1 s). Keeping them saves an allocation, zeroing and page faults per
     /// message on a busy connection (the 10 x 64 KiB echo bench spent 12% of its time
@@ -108,6 +118,7 @@ impl Default for Config {
             max_frame_size: None,
             max_fragments_per_message: 1 << 20,
             read_buffer_size: 64 << 10,
+            stream_messages: false,
             buffer_linger: Some(Duration::from_secs(1)),
             auto_pong: true,
             keepalive_interval: Some(Duration::from_secs(20)),
@@ -153,6 +164,7 @@ setters! { Config {
     max_frame_size: Option<usize>;
     max_fragments_per_message: usize;
     read_buffer_size: usize;
+    stream_messages: bool;
     buffer_linger: Option<Duration>;
     auto_pong: bool;
     keepalive_interval: Option<Duration>;

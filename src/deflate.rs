@@ -108,6 +108,8 @@ pub(crate) fn codec_pair(params: DeflateParams, config: &DeflateConfig) -> (Infl
             receive_no_context_takeover: params.receive_no_context_takeover,
             inflater: None,
             received_tail: [0; 4],
+            tail_fed: 0,
+            ended: false,
         },
         Deflater {
             level: config.level.min(9),
@@ -126,6 +128,12 @@ pub(crate) struct Inflater {
     inflater: Option<Box<Decompress>>,
     /// The last four compressed bytes of the message being inflated.
     received_tail: [u8; 4],
+    /// How much of [`SYNC_TAIL`] a streamed message's end has fed so far.
+    tail_fed: u8,
+    /// The peer ended the deflate stream (BFINAL) inside this message: the rest of the
+    /// message, the tail included, is ignored, as zlib leaves data after a stream's end
+    /// unused, and the next message starts a new stream.
+    ended: bool,
 }
 
 impl core::fmt::Debug for Inflater {
@@ -145,6 +153,9 @@ impl Inflater {
         out: &mut Vec<u8>,
         limit: usize,
     ) -> Result<(), InflateError> {
+        if self.ended {
+            return Ok(());
+        }
         remember_tail(&mut self.received_tail, input);
         let inflater = self
             .inflater
@@ -173,6 +184,7 @@ impl Inflater {
             if status == Status::StreamEnd {
                 // The peer ended the deflate stream (BFINAL); the next message starts afresh.
                 inflater.reset(false);
+                self.ended = true;
                 return Ok(());
             }
             let room_left = out.len() < out.capacity();
@@ -199,15 +211,112 @@ impl Inflater {
         // conforming message never ends in 0xff (its last byte holds the stripped block's
         // header bits and zero padding), so this cannot misread one; appending the tail
         // again would leave the inflater inside a half-read block header.
-        if self.received_tail != SYNC_TAIL {
+        if self.received_tail != SYNC_TAIL && !self.ended {
             self.inflate(&SYNC_TAIL, out, limit)?;
         }
+        self.end_message();
+        Ok(())
+    }
+
+    /// The message is inflated: the next one starts with no tail, and without the window
+    /// when the peer does not keep its context.
+    fn end_message(&mut self) {
         self.received_tail = [0; 4];
+        self.tail_fed = 0;
+        self.ended = false;
         if self.receive_no_context_takeover {
             // Nothing is carried over, so the 32 KiB window need not be kept either.
             self.inflater = None;
         }
-        Ok(())
+    }
+
+    /// Streaming: inflates from `input` onto `out` until `out` holds `cap` bytes or the
+    /// input is used up. Returns how much input it used, and whether it is drained: all of
+    /// `input` is in and all it makes is out (the inflater may hold output back when `out`
+    /// fills). With `last` (`input` is all that is left of the message) it also puts the
+    /// stripped tail back (RFC 7692 §7.2.2), and drained means the message is all out.
+    /// Until drained the caller calls again, with what is left of `input`, after taking
+    /// bytes off `out`.
+    ///
+    /// The size limit is the caller's: `out` never holds more than `cap` bytes.
+    pub(crate) fn inflate_bounded(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        cap: usize,
+        last: bool,
+    ) -> Result<(usize, bool), InflateError> {
+        if self.ended {
+            if last {
+                self.end_message();
+            }
+            return Ok((input.len(), true));
+        }
+        let inflater = self
+            .inflater
+            .get_or_insert_with(|| Box::new(Decompress::new(false)));
+        let mut used = 0;
+        loop {
+            let room = cap.saturating_sub(out.len());
+            if room == 0 {
+                return Ok((used, false));
+            }
+            // The message's own bytes first, then what is left of the tail.
+            let tail_left = last && used == input.len() && self.received_tail != SYNC_TAIL;
+            let piece = if used < input.len() {
+                &input[used..]
+            } else if tail_left {
+                &SYNC_TAIL[usize::from(self.tail_fed)..]
+            } else {
+                &[]
+            };
+            let at = out.len();
+            if out.capacity() < cap {
+                out.reserve_exact(cap - out.len());
+            }
+            out.resize(cap, 0);
+            let (in_before, out_before) = (inflater.total_in(), inflater.total_out());
+            let status = inflater.decompress(piece, &mut out[at..], FlushDecompress::Sync);
+            let made = (inflater.total_out() - out_before) as usize;
+            out.truncate(at + made);
+            let status = status.map_err(|_| InflateError::Corrupt)?;
+            let took = (inflater.total_in() - in_before) as usize;
+            if tail_left && used == input.len() {
+                self.tail_fed += took as u8;
+            } else {
+                remember_tail(&mut self.received_tail, &piece[..took]);
+                used += took;
+            }
+            if status == Status::StreamEnd {
+                // The peer ended the deflate stream (BFINAL): the rest of the message is
+                // ignored, and the next starts afresh.
+                inflater.reset(false);
+                self.ended = true;
+                if last {
+                    self.end_message();
+                }
+                return Ok((input.len(), true));
+            }
+            if made == room {
+                // Full: more may be waiting inside the inflater.
+                return Ok((used, false));
+            }
+            if took == piece.len() {
+                // All of this piece is in and all its output is out.
+                let tail_pending = last && self.received_tail != SYNC_TAIL && self.tail_fed < 4;
+                if used < input.len() || tail_pending {
+                    continue;
+                }
+                if last {
+                    self.end_message();
+                }
+                return Ok((used, true));
+            }
+            if took == 0 && made == 0 {
+                // Room to write, input left, yet no progress: the data cannot be inflated.
+                return Err(InflateError::Corrupt);
+            }
+        }
     }
 }
 

@@ -46,6 +46,16 @@ impl Inflater {
     pub(crate) fn finish_inflate(&mut self, _: &mut Vec<u8>, _: usize) -> Result<(), InflateError> {
         match *self {}
     }
+
+    pub(crate) fn inflate_bounded(
+        &mut self,
+        _: &[u8],
+        _: &mut Vec<u8>,
+        _: usize,
+        _: bool,
+    ) -> Result<(usize, bool), InflateError> {
+        match *self {}
+    }
 }
 
 impl Deflater {

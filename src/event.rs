@@ -19,6 +19,23 @@ pub enum Event<'a> {
     Text(&'a str),
     /// A complete binary message.
     Binary(&'a [u8]),
+    /// With `Config::stream_messages`: the next piece of a text message, validated. A code
+    /// point split across reads or frames comes whole in the piece after the split. Every
+    /// piece but the last has text in it; `fin` marks the last, which may be empty.
+    TextChunk {
+        /// The text that arrived since the last chunk.
+        text: &'a str,
+        /// This chunk ends the message.
+        fin: bool,
+    },
+    /// With `Config::stream_messages`: the next piece of a binary message. Every piece but
+    /// the last has bytes in it; `fin` marks the last, which may be empty.
+    BinaryChunk {
+        /// The bytes that arrived since the last chunk.
+        data: &'a [u8],
+        /// This chunk ends the message.
+        fin: bool,
+    },
     /// A Ping arrived; with `Config::auto_pong` the Pong is already queued.
     Ping(&'a [u8]),
     /// A Pong arrived.

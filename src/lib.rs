@@ -16,7 +16,10 @@
 //!
 //! What it is not: an HTTP server, a TLS stack or a runtime. Payloads are lent from the
 //! connection's receive buffer (a single-frame message is never copied, a fragmented one is
-//! joined in place) and stay valid until the next call on the connection.
+//! joined in place) and stay valid until the next call on the connection. With
+//! `Config::stream_messages` messages are lent in chunks as they arrive instead
+//! ([`Event::TextChunk`], [`Event::BinaryChunk`]), and a message of any size takes at most two
+//! reads of memory.
 //!
 //! # Driving a connection
 //!

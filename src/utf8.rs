@@ -113,7 +113,7 @@ fn from_utf8(bytes: &[u8]) -> Result<&str, simdutf8::compat::Utf8Error> {
 /// Where the code point that `bytes` leaves unfinished starts, if it ends with the first 1-3
 /// bytes of a longer sequence; else `bytes.len()`. Only lead bytes are looked at: whether
 /// the bytes after the lead are right is left to the validator.
-fn open_tail_start(bytes: &[u8]) -> usize {
+pub(crate) fn open_tail_start(bytes: &[u8]) -> usize {
     let len = bytes.len();
     for back in 1..=len.min(3) {
         let byte = bytes[len - back];

@@ -97,6 +97,9 @@ fn blocking_echo_server(
                 Message::Binary(data) => ws.send_binary(&data).unwrap(),
                 Message::Close { code, reason } => log.close = Some((code.0, reason)),
                 Message::Ping(_) | Message::Pong(_) => continue,
+                Message::TextChunk { .. } | Message::BinaryChunk { .. } => {
+                    unreachable!("messages come whole without Config::stream_messages")
+                }
             }
             echoed += 1;
             if let Some((after, code, reason)) = close_after
@@ -138,6 +141,9 @@ fn tokio_echo_server(
                 Message::Binary(data) => ws.send_binary(&data).await.unwrap(),
                 Message::Close { code, reason } => log.close = Some((code.0, reason)),
                 Message::Ping(_) | Message::Pong(_) => continue,
+                Message::TextChunk { .. } | Message::BinaryChunk { .. } => {
+                    unreachable!("messages come whole without Config::stream_messages")
+                }
             }
             echoed += 1;
             if let Some((after, code, reason)) = close_after

@@ -509,3 +509,67 @@ fn ping_flood_then_output_full() {
     ));
     assert_eq!(chunked.transcript, driven.transcript);
 }
+
+/// inflate, found by the first fuzz run that compared streamed and whole transcripts: a
+/// compressed text whose inflated bytes go invalid before its compressed bytes do. Streamed,
+/// the chunk with the invalid byte failed with 1007; whole, the message was inflated to the
+/// corrupt part first and failed with `InvalidCompressedData`. Both paths now validate what
+/// came out before an inflation error, so the first error in the message is the one reported.
+#[test]
+fn fuzz_inflate_invalid_text_before_corrupt_data() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fuzz_findings/inflate_invalid_text_before_corrupt_data"
+    );
+    let transcript = targets::inflate(&std::fs::read(path).unwrap());
+    assert_eq!(
+        transcript[1..],
+        [Ev::Error(wsproto::Error::Protocol(
+            wsproto::ProtocolError::InvalidUtf8
+        ))]
+    );
+}
+
+/// inflate, found by the next run: a compressed text's first fragment whose last inflated
+/// byte (an invalid one) the inflater still held when the 8-byte chunk filled. Streamed, the
+/// frame counted as done and the next header (a fragmented Pong, 1002) was read first;
+/// whole, the byte came out with its frame and failed with 1007. A streamed frame now ends
+/// only once the inflater holds nothing of it back.
+#[test]
+fn fuzz_inflate_output_held_back_at_a_frame_end() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fuzz_findings/inflate_output_held_back_at_a_frame_end"
+    );
+    let transcript = targets::inflate(&std::fs::read(path).unwrap());
+    assert_eq!(
+        transcript[1..],
+        [Ev::Error(wsproto::Error::Protocol(
+            wsproto::ProtocolError::InvalidUtf8
+        ))]
+    );
+}
+
+/// inflate, found by the run after: a compressed message that ends its deflate stream
+/// (BFINAL), then one that starts a new stream with a corrupt stored block. Whole, the
+/// stripped tail of the first was fed to the reset inflater, which then read the second's
+/// bytes as stored data and let them through; streamed, the second failed. Data after the
+/// end of a stream, the tail included, is now ignored both ways, as zlib leaves it unused,
+/// and the second message fails with 1007 either way.
+#[test]
+fn fuzz_inflate_data_after_the_deflate_stream_ends() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fuzz_findings/inflate_data_after_the_deflate_stream_ends"
+    );
+    let transcript = targets::inflate(&std::fs::read(path).unwrap());
+    assert_eq!(
+        transcript[1..],
+        [
+            Ev::Text(format!("Xa{}", "l".repeat(30))),
+            Ev::Error(wsproto::Error::Protocol(
+                wsproto::ProtocolError::InvalidCompressedData
+            ))
+        ]
+    );
+}

@@ -646,6 +646,8 @@ fn kind_of(message: &Message) -> &'static str {
         Message::Ping(_) => "ping",
         Message::Pong(_) => "pong",
         Message::Close { .. } => "close",
+        Message::TextChunk { .. } => "text chunk",
+        Message::BinaryChunk { .. } => "binary chunk",
     }
 }
 

@@ -134,8 +134,10 @@ fn report_sizes() {
     println!("size_of::<Connection>() = {size} bytes");
     // A guard against accidental growth (inline arrays, boxed state) of the struct itself.
     // 584 bytes before the output's high-water mark and the replaceable Pong's place (32);
-    // 616 before the `Config` (208) became an `Arc` a server's connections share.
-    assert!(size <= 416, "Connection grew to {size} bytes");
+    // 616 before the `Config` (208) became an `Arc` a server's connections share; 416
+    // before the inflated-message buffer (24) moved into the boxed inflater state and a
+    // streamed message's running length (8) came.
+    assert!(size <= 400, "Connection grew to {size} bytes");
 }
 
 #[test]
@@ -233,4 +235,91 @@ fn reads_stop_where_a_large_frame_ends() {
     assert_eq!(n, wire.len() - 1_000);
     assert!(room >= 4096, "room {room}");
     assert_eq!(drain(&mut server), [Ev::Binary(small)]);
+}
+
+/// Streams `wire` into `conn` a read at a time, as a driver does, and checks every chunk
+/// against `expected` in order. Returns the most `heap_size` reached and the chunk count.
+fn stream_through(conn: &mut Connection, wire: &[u8], expected: &[u8]) -> (usize, usize) {
+    let (mut at, mut offset, mut peak, mut chunks, mut done) = (0, 0, 0, 0, false);
+    while at < wire.len() {
+        at += read_into(conn, &wire[at..]).0;
+        peak = peak.max(conn.heap_size());
+        while let Some(event) = conn.next_event().unwrap() {
+            let (data, fin) = match event {
+                wsproto::Event::BinaryChunk { data, fin } => (data, fin),
+                wsproto::Event::TextChunk { text, fin } => (text.as_bytes(), fin),
+                other => panic!("{other:?}"),
+            };
+            assert!(!done, "a chunk after the last");
+            assert_eq!(data, &expected[offset..offset + data.len()], "at {offset}");
+            offset += data.len();
+            chunks += 1;
+            done = fin;
+        }
+        peak = peak.max(conn.heap_size());
+    }
+    assert!(done, "the message ended");
+    assert_eq!(offset, expected.len());
+    (peak, chunks)
+}
+
+const STREAMED_MESSAGE: usize = 64 << 20;
+
+/// A 64 MiB masked message, streamed, never takes the receive buffer past one read and the
+/// frames' small change: at most two `read_buffer_size`s.
+#[test]
+fn a_64_mib_streamed_message_takes_at_most_two_reads_of_memory() {
+    let config = quiet_config()
+        .stream_messages(true)
+        .max_message_size(STREAMED_MESSAGE);
+    let mut p = Pair::with_configs(quiet_config(), config.clone());
+    let data: Vec<u8> = (0..STREAMED_MESSAGE).map(|i| (i % 253) as u8).collect();
+    p.client.send_binary(&data).unwrap();
+    let wire = take_output(&mut p.client);
+    let (peak, chunks) = stream_through(&mut p.server, &wire, &data);
+    assert!(
+        peak <= 2 * config.read_buffer_size,
+        "heap_size reached {peak} bytes"
+    );
+    assert!(
+        chunks >= STREAMED_MESSAGE / config.read_buffer_size,
+        "{chunks} chunks"
+    );
+}
+
+/// The same for 64 MiB of compressed multibyte text: the inflated chunks and the receive
+/// buffer together stay within two reads (the inflater's window is its own).
+#[test]
+fn a_64_mib_compressed_streamed_text_takes_at_most_two_reads_of_memory() {
+    let deflate = Some(wsproto::DeflateConfig::default());
+    let plain = quiet_config().deflate(deflate.clone());
+    let streaming = plain
+        .clone()
+        .stream_messages(true)
+        .max_message_size(STREAMED_MESSAGE);
+    let mut p = Pair::handshake(
+        wsproto::ClientRequest::new("ws://example.com/").unwrap(),
+        wsproto::Accept::new(),
+        plain,
+        streaming.clone(),
+    );
+    let line = "Grüße, 世界: a line of streamed text. ";
+    let text = line.repeat(STREAMED_MESSAGE / line.len() + 1);
+    let mut end = STREAMED_MESSAGE;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let text = &text[..end];
+    p.client.send_text(text).unwrap();
+    let wire = take_output(&mut p.client);
+    assert!(
+        wire.len() < text.len() / 50,
+        "compressed to {} bytes",
+        wire.len()
+    );
+    let (peak, _) = stream_through(&mut p.server, &wire, text.as_bytes());
+    assert!(
+        peak <= 2 * streaming.read_buffer_size,
+        "heap_size reached {peak} bytes"
+    );
 }

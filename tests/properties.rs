@@ -2,7 +2,7 @@
 mod common;
 use common::*;
 use proptest::prelude::*;
-use wsproto::{Config, Connection, Error, MessageKind};
+use wsproto::{Accept, ClientRequest, Config, Connection, DeflateConfig, Error, MessageKind};
 
 /// One thing a sender does: a whole message, a fragmented one, or a Ping.
 #[derive(Debug, Clone)]
@@ -78,16 +78,101 @@ fn queue(conn: &mut Connection, sends: &[Send]) -> Vec<Ev> {
 
 /// Splits `bytes` at the given cut points (any order, any value) and feeds each piece.
 fn feed_split(conn: &mut Connection, bytes: &[u8], cuts: &[usize]) -> Vec<Ev> {
+    feed_split_up_to(conn, bytes, cuts, usize::MAX)
+}
+
+/// As [`feed_split`], taking events with `next_event_up_to(limit)`.
+fn feed_split_up_to(conn: &mut Connection, bytes: &[u8], cuts: &[usize], limit: usize) -> Vec<Ev> {
     let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
     cuts.sort_unstable();
     let mut events = Vec::new();
     let mut start = 0;
     for cut in cuts.into_iter().chain(std::iter::once(bytes.len())) {
         conn.receive(&bytes[start..cut]);
-        events.extend(drain(conn));
+        loop {
+            match conn.next_event_up_to(limit) {
+                Ok(Some(event)) => events.push(Ev::from_event(&event)),
+                Ok(None) => break,
+                Err(e) => {
+                    events.push(Ev::Error(e));
+                    return events;
+                }
+            }
+        }
         start = cut;
     }
     events
+}
+
+/// Folds streamed chunks back into whole messages. Every chunk but a message's last has
+/// bytes, none is longer than `limit` (8 at least), and a chunk's kind never changes within
+/// a message; other events pass through in place.
+fn join_chunks(events: Vec<Ev>, limit: usize) -> Result<Vec<Ev>, TestCaseError> {
+    let limit = limit.max(8);
+    let mut joined = Vec::new();
+    let mut text: Option<String> = None;
+    let mut binary: Option<Vec<u8>> = None;
+    for event in events {
+        match event {
+            Ev::TextChunk(chunk, fin) => {
+                prop_assert!(binary.is_none(), "text chunk inside a binary message");
+                prop_assert!(fin || !chunk.is_empty(), "empty chunk before the last");
+                prop_assert!(chunk.len() <= limit, "{} bytes over {limit}", chunk.len());
+                let message = text.get_or_insert_with(String::new);
+                message.push_str(&chunk);
+                if fin {
+                    joined.push(Ev::Text(text.take().unwrap_or_default()));
+                }
+            }
+            Ev::BinaryChunk(chunk, fin) => {
+                prop_assert!(text.is_none(), "binary chunk inside a text message");
+                prop_assert!(fin || !chunk.is_empty(), "empty chunk before the last");
+                prop_assert!(chunk.len() <= limit, "{} bytes over {limit}", chunk.len());
+                binary
+                    .get_or_insert_with(Vec::new)
+                    .extend_from_slice(&chunk);
+                if fin {
+                    joined.push(Ev::Binary(binary.take().unwrap_or_default()));
+                }
+            }
+            Ev::Text(_) | Ev::Binary(_) => prop_assert!(false, "a whole message while streaming"),
+            other => joined.push(other),
+        }
+    }
+    prop_assert!(
+        text.is_none() && binary.is_none(),
+        "a message left unfinished"
+    );
+    Ok(joined)
+}
+
+/// A chunk limit: none, or a small one.
+fn limit_strategy() -> impl Strategy<Value = usize> {
+    prop_oneof![Just(usize::MAX), 0usize..40]
+}
+
+/// A client and a server that agreed permessage-deflate (every message compressed); the
+/// receiving side streams, with a 16-byte read buffer.
+fn deflate_pair(client_sends: bool, no_context_takeover: bool) -> Pair {
+    let deflate = DeflateConfig::default()
+        .threshold(0)
+        .server_no_context_takeover(no_context_takeover)
+        .client_no_context_takeover(no_context_takeover);
+    let plain = quiet_config().deflate(Some(deflate));
+    let streaming = big_config()
+        .deflate(plain.deflate.clone())
+        .stream_messages(true);
+    let (client, server) = if client_sends {
+        (plain, streaming)
+    } else {
+        (streaming, plain)
+    };
+    Pair::handshake(
+        ClientRequest::new("ws://example.com/").unwrap(),
+        Accept::new(),
+        client,
+        server,
+    )
 }
 
 fn big_config() -> Config {
@@ -158,6 +243,55 @@ proptest! {
             let close = seen.iter().find_map(|e| match e { Ev::Close(c, _) => Some(*c), _ => None });
             prop_assert_eq!(close, Some(code.0));
         }
+    }
+
+    /// Streamed, any chunking of the input and any chunk limit give the messages of the
+    /// complete-message API, at the same boundaries, in both directions.
+    #[test]
+    fn streamed_chunks_join_to_the_whole_messages(
+        sends in proptest::collection::vec(send_strategy(), 0..8),
+        cuts in proptest::collection::vec(any::<usize>(), 0..12),
+        limit in limit_strategy(),
+        client_sends in any::<bool>(),
+    ) {
+        let streaming = big_config().stream_messages(true);
+        let (mut sender, mut receiver) = if client_sends {
+            (
+                Connection::upgraded_client(big_config(), counting_entropy()),
+                Connection::upgraded_server(streaming),
+            )
+        } else {
+            (
+                Connection::upgraded_server(big_config()),
+                Connection::upgraded_client(streaming, counting_entropy()),
+            )
+        };
+        let expected = queue(&mut sender, &sends);
+        let bytes = take_output(&mut sender);
+        let events = feed_split_up_to(&mut receiver, &bytes, &cuts, limit);
+        prop_assert_eq!(join_chunks(events, limit)?, expected);
+    }
+
+    /// The same with permessage-deflate: compressed messages inflate a chunk at a time, with
+    /// and without context takeover.
+    #[test]
+    fn streamed_compressed_chunks_join_to_the_whole_messages(
+        sends in proptest::collection::vec(send_strategy(), 0..8),
+        cuts in proptest::collection::vec(any::<usize>(), 0..12),
+        limit in limit_strategy(),
+        client_sends in any::<bool>(),
+        no_context_takeover in any::<bool>(),
+    ) {
+        let mut pair = deflate_pair(client_sends, no_context_takeover);
+        let (sender, receiver) = if client_sends {
+            (&mut pair.client, &mut pair.server)
+        } else {
+            (&mut pair.server, &mut pair.client)
+        };
+        let expected = queue(sender, &sends);
+        let bytes = take_output(sender);
+        let events = feed_split_up_to(receiver, &bytes, &cuts, limit);
+        prop_assert_eq!(join_chunks(events, limit)?, expected);
     }
 
     /// Byte-at-a-time delivery gives exactly the events of one delivery.

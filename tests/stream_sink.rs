@@ -54,6 +54,15 @@ fn echo_server(
                 Message::Binary(data) => ws.send_binary(&data).await.unwrap(),
                 Message::Close { code, reason } => close = Some((code.0, reason)),
                 Message::Ping(_) | Message::Pong(_) => {}
+                // A streaming server echoes each chunk as a fragment.
+                Message::TextChunk { text, fin } => ws
+                    .send_fragment(wsproto::MessageKind::Text, text.as_bytes(), fin)
+                    .await
+                    .unwrap(),
+                Message::BinaryChunk { data, fin } => ws
+                    .send_fragment(wsproto::MessageKind::Binary, &data, fin)
+                    .await
+                    .unwrap(),
             }
         }
         close

@@ -23,7 +23,7 @@ use sha1::{Digest as _, Sha1};
 use wsproto::internals::{MAX_CONTROL_PAYLOAD, has_partial_input};
 use wsproto::{
     Accept, CloseCode, Config, Connection, ConnectionState, Error, Event, HandshakeError,
-    MAX_CLOSE_REASON, PreparedMessage, ProtocolError, Request, Role, UsageError,
+    MAX_CLOSE_REASON, MessageKind, PreparedMessage, ProtocolError, Request, Role, UsageError,
 };
 
 /// An echo of `payload` is one FIN frame: masked by a client, unmasked by a server, and
@@ -84,6 +84,16 @@ pub const RECV_GROWTH_FACTOR: usize = 1;
 
 thread_local! {
     static GROWTH_FACTOR: core::cell::Cell<usize> = const { core::cell::Cell::new(RECV_GROWTH_FACTOR) };
+    static STREAMING: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+}
+
+/// Runs `f` with `config_from` turning `Config::stream_messages` on (or off): the stream
+/// targets run each input both ways and compare the transcripts.
+pub fn with_streaming<R>(on: bool, f: impl FnOnce() -> R) -> R {
+    let before = STREAMING.with(|s| s.replace(on));
+    let result = f();
+    STREAMING.with(|s| s.set(before));
+    result
 }
 
 /// Checks the documented heap bound exactly (factor 1) on this thread, for the regression test
@@ -148,6 +158,7 @@ pub fn chunk_size(byte: u8) -> usize {
 /// four headers, bit 7 only `http://example.com` as origin.
 pub fn config_from(byte: u8) -> Config {
     let mut config = quiet_config();
+    config.stream_messages = STREAMING.with(core::cell::Cell::get);
     config.max_message_size = [1 << 20, 0, 125, 1000][usize::from(byte & 3)];
     if byte & 4 != 0 {
         config.max_frame_size = Some(64);
@@ -275,6 +286,28 @@ impl Ev {
             other => panic!("an event this harness does not know: {other:?}"),
         }
     }
+}
+
+/// Adds a streamed chunk to the message in progress, checking that every chunk but the
+/// last has bytes and that a message keeps its kind; the whole message once `fin`.
+fn join_chunk(
+    message: &mut Option<(MessageKind, Vec<u8>)>,
+    kind: MessageKind,
+    chunk: &[u8],
+    fin: bool,
+) -> Option<Result<Option<Ev>, Error>> {
+    assert!(fin || !chunk.is_empty(), "an empty chunk before the last");
+    let (started, data) = message.get_or_insert_with(|| (kind, Vec::new()));
+    assert_eq!(*started, kind, "a chunk of another kind inside a message");
+    data.extend_from_slice(chunk);
+    if !fin {
+        return None;
+    }
+    let (kind, data) = message.take().expect("inserted above");
+    Some(Ok(Some(match kind {
+        MessageKind::Text => Ev::Text(String::from_utf8(data).expect("chunks are UTF-8")),
+        MessageKind::Binary => Ev::Binary(data),
+    })))
 }
 
 // ----- an independent frame decoder, to check what the connection queued ---------------------
@@ -455,6 +488,8 @@ pub struct Driven {
     close_code: Option<u16>,
     closed: Option<u16>,
     failed: Option<Error>,
+    /// Streaming: the message whose chunks arrived so far.
+    chunks: Option<(MessageKind, Vec<u8>)>,
 }
 
 impl Driven {
@@ -483,7 +518,13 @@ impl Driven {
             close_code: None,
             closed: None,
             failed: None,
+            chunks: None,
         }
+    }
+
+    /// Whether messages come in chunks (`Config::stream_messages`).
+    pub fn streams(&self) -> bool {
+        self.config.stream_messages
     }
 
     /// No more input is used: the connection failed, closed or saw EOF.
@@ -513,9 +554,11 @@ impl Driven {
         if use_buffer {
             let mut rest = bytes;
             while !rest.is_empty() {
-                // A large frame in progress: part of it is here, or (compressed) was
-                // inflated already.
-                let in_frame = has_partial_input(&self.conn) || self.conn.is_deflate_negotiated();
+                // A large frame in progress: part of it is here, or (compressed or
+                // streamed) was used already.
+                let in_frame = has_partial_input(&self.conn)
+                    || self.conn.is_deflate_negotiated()
+                    || self.streams();
                 let room = self.conn.receive_buffer();
                 if inert {
                     assert!(room.is_empty(), "receive_buffer lends room after the end");
@@ -568,14 +611,46 @@ impl Driven {
 
     /// One `next_event`, checked: the event or the (first) error, or `None` when the
     /// connection needs input or has already reported its error.
+    ///
+    /// Streaming, the chunks of a message are checked and joined, and the message is
+    /// reported whole at its last chunk, so that transcripts compare with whole messages.
     pub fn next_checked(&mut self) -> Option<Ev> {
-        let before = self.conn.pending_output().to_vec();
-        let state_before = self.conn.state();
-        let result = self
-            .conn
-            .next_event()
-            .map(|e| e.as_ref().map(Ev::from_event));
-        self.check_next_queued(result, &before, state_before)
+        loop {
+            let before = self.conn.pending_output().to_vec();
+            let state_before = self.conn.state();
+            let result = match self.conn.next_event() {
+                Ok(Some(Event::TextChunk { text, fin })) => {
+                    join_chunk(&mut self.chunks, MessageKind::Text, text.as_bytes(), fin)
+                }
+                Ok(Some(Event::BinaryChunk { data, fin })) => {
+                    join_chunk(&mut self.chunks, MessageKind::Binary, data, fin)
+                }
+                other => Some(other.map(|e| e.as_ref().map(Ev::from_event))),
+            };
+            let Some(result) = result else {
+                // A chunk before the last: it queues nothing, and comes only while data may.
+                assert_eq!(
+                    self.conn.pending_output(),
+                    &before[..],
+                    "a chunk queued output"
+                );
+                assert!(
+                    matches!(
+                        self.conn.state(),
+                        ConnectionState::Open | ConnectionState::Closing
+                    ),
+                    "a chunk while {:?}",
+                    self.conn.state()
+                );
+                let held = self.chunks.as_ref().map_or(0, |(_, data)| data.len());
+                assert!(
+                    held <= self.config.max_message_size,
+                    "chunks past the limit"
+                );
+                continue;
+            };
+            return self.check_next_queued(result, &before, state_before);
+        }
     }
 
     /// `check_next` for an event whose output is checked as queued, `before` being the
@@ -1135,8 +1210,14 @@ impl Driven {
     /// buffer when it still holds bytes.
     fn check_heap(&self, with_output: bool) {
         let heap = self.conn.heap_size();
+        // Streamed messages hold no more than a chunk, which is at most a read.
+        let held = if self.streams() {
+            self.config.read_buffer_size
+        } else {
+            self.config.max_message_size
+        };
         let recv_bound = GROWTH_FACTOR.with(core::cell::Cell::get)
-            * (self.config.max_message_size
+            * (held
                 // One read: the larger of what `receive_buffer` offers (the buffer may grow
                 // to it even when the reads made are smaller) and the largest `receive`.
                 + self.max_read.max(self.config.read_buffer_size).min(1 << 20)

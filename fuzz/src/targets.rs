@@ -17,7 +17,7 @@
 
 use crate::harness::{
     Bytes, Driven, Ev, Options, accept_value, chunk_size, config_from, counting_entropy,
-    quiet_config,
+    quiet_config, with_streaming,
 };
 use wsproto::internals::{FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, Opcode};
 use wsproto::{
@@ -288,7 +288,8 @@ fn first_frame_verdict(data: &[u8], role: Role) {
 /// `next_event`) and sending it by reference from the receive buffer through
 /// `next_event_with_sender`, with a varying part of the output written through the sender.
 fn run_round(driven: &mut Driven, options: &Options, first_data: &mut bool) {
-    let by_reference = options.echo && driven.rounds() % 2 == 1;
+    // A chunk cannot be echoed as a message by reference: streamed, `echo` sends it whole.
+    let by_reference = options.echo && driven.rounds() % 2 == 1 && !driven.streams();
     let mut written = driven.rounds() * 37 % 211;
     loop {
         let next = if by_reference {
@@ -338,8 +339,21 @@ fn run_stream(driven: &mut Driven, stream: &[u8], chunk: usize, options: &Option
 }
 
 /// A `Connection::server` fed raw bytes: request head, then frames.
+///
+/// Each stream target runs its input twice, with whole messages and streamed
+/// (`Config::stream_messages`), and the two transcripts must agree: the chunks join to the
+/// same messages, and the same errors end them.
 pub fn server_stream(data: &[u8]) -> Vec<Ev> {
-    server_stream_driven(data).transcript
+    both_ways(|| server_stream_driven(data).transcript)
+}
+
+/// Runs a stream target with whole messages, then streamed, and checks that the transcripts
+/// agree.
+fn both_ways(target: impl Fn() -> Vec<Ev>) -> Vec<Ev> {
+    let whole = with_streaming(false, &target);
+    let streamed = with_streaming(true, &target);
+    assert_eq!(streamed, whole, "streaming changed the transcript");
+    whole
 }
 
 /// `server_stream`, returning the whole driven connection.
@@ -392,6 +406,10 @@ pub fn valid_101(request: &[u8], subprotocol: Option<&str>) -> Vec<u8> {
 /// fuzz bytes, or (option bit 0) the fuzz bytes as the whole response, or (option bit 6) a
 /// valid 101 whose header section the fuzz bytes continue.
 pub fn client_stream(data: &[u8]) -> Vec<Ev> {
+    both_ways(|| client_stream_once(data))
+}
+
+fn client_stream_once(data: &[u8]) -> Vec<Ev> {
     let mut input = Bytes::new(data);
     let chunk = chunk_size(input.byte());
     let config = config_from(input.byte());
@@ -440,6 +458,10 @@ pub fn client_stream(data: &[u8]) -> Vec<Ev> {
 /// arbitrary compressed data. Besides the stream invariants, every message is within the
 /// limit (inflation is bounded) and the deflate agreement held.
 pub fn inflate(data: &[u8]) -> Vec<Ev> {
+    both_ways(|| inflate_once(data))
+}
+
+fn inflate_once(data: &[u8]) -> Vec<Ev> {
     let mut input = Bytes::new(data);
     let chunk = chunk_size(input.byte());
     // The handshake limits stay at their defaults: this target is about the frames.

@@ -118,6 +118,10 @@ enum Step {
     NeedData,
     /// A compressed message, inflated by the reader.
     Inflated(MessageKind),
+    /// A streamed message's chunk in the buffer, and whether it ends the message.
+    Chunk(MessageKind, Range<usize>, bool),
+    /// A compressed streamed message's chunk: this many inflated bytes.
+    InflatedChunk(MessageKind, usize, bool),
     Request,
     Accepted,
     Continue,
@@ -156,6 +160,10 @@ impl<'a> EventLender<'a> {
                 Event::Text(validated_text(self.reader.inflated()))
             }
             Step::Inflated(MessageKind::Binary) => Event::Binary(self.reader.inflated()),
+            Step::Chunk(kind, r, fin) => chunk_event(kind, &bytes[r], fin),
+            Step::InflatedChunk(kind, len, fin) => {
+                chunk_event(kind, &self.reader.inflated()[..len], fin)
+            }
             Step::Ping(r) => Event::Ping(&bytes[r]),
             Step::Pong(r) => Event::Pong(&bytes[r]),
             Step::Close(code) => match self.state {
@@ -425,7 +433,35 @@ impl Connection {
     /// code is already queued) or the keepalive timed out. The same error is returned on
     /// every later call.
     pub fn next_event(&mut self) -> Result<Option<Event<'_>>, Error> {
-        let Some(step) = self.advance()? else {
+        let Some(step) = self.advance(usize::MAX)? else {
+            return Ok(None);
+        };
+        Ok(Some(self.lender().event(step)))
+    }
+
+    /// As [`next_event`](Self::next_event), but a chunk of a streamed message
+    /// (`Config::stream_messages`) lends at most `max_chunk` bytes (at least 8, so that a
+    /// split code point fits); the rest of what is here comes in the next chunks. For a
+    /// reader that copies into a buffer of its own, such as an `io::Read` over one message:
+    /// nothing is left over to keep between two calls.
+    ///
+    /// ```
+    /// # use wsproto::{Config, Connection, Event};
+    /// let mut conn = Connection::upgraded_server(Config::default().stream_messages(true));
+    /// conn.receive(&[0x82, 0x8a, 0, 0, 0, 0]);
+    /// conn.receive(b"0123456789");
+    /// let mut got = Vec::new();
+    /// while let Some(Event::BinaryChunk { data, fin }) = conn.next_event_up_to(8)? {
+    ///     got.push((data.to_vec(), fin));
+    /// }
+    /// assert_eq!(got, [(b"01234567".to_vec(), false), (b"89".to_vec(), true)]);
+    /// # Ok::<(), wsproto::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`next_event`](Self::next_event).
+    pub fn next_event_up_to(&mut self, max_chunk: usize) -> Result<Option<Event<'_>>, Error> {
+        let Some(step) = self.advance(max_chunk)? else {
             return Ok(None);
         };
         Ok(Some(self.lender().event(step)))
@@ -453,7 +489,7 @@ impl Connection {
     /// # Errors
     /// As [`next_event`](Self::next_event).
     pub fn next_event_with_sender(&mut self) -> Result<Option<(Event<'_>, Sender<'_>)>, Error> {
-        let Some(step) = self.advance()? else {
+        let Some(step) = self.advance(usize::MAX)? else {
             return Ok(None);
         };
         let (lender, sender) = self.parts();
@@ -481,10 +517,11 @@ impl Connection {
         )
     }
 
-    /// Processes input until the next event; `None` when more input is needed. Inlined into
-    /// its two callers so the step reaches the event without a trip through memory.
+    /// Processes input until the next event; `None` when more input is needed. A streamed
+    /// chunk holds at most `chunk_limit` bytes. Inlined into its callers so the step reaches
+    /// the event without a trip through memory.
     #[inline(always)]
-    fn advance(&mut self) -> Result<Option<Step>, Error> {
+    fn advance(&mut self, chunk_limit: usize) -> Result<Option<Step>, Error> {
         self.response = None;
         self.reader.start_event(&self.config);
         loop {
@@ -518,7 +555,7 @@ impl Connection {
                 }
                 State::Open | State::CloseSent => {}
             }
-            match self.step() {
+            match self.step(chunk_limit) {
                 Ok(Step::Continue) => {}
                 Ok(Step::NeedData) if self.eof => self.end_of_input(),
                 Ok(Step::NeedData) => {
@@ -537,14 +574,16 @@ impl Connection {
     /// our Close (RFC 6455 §5.5.1 lets us drop them, but an application that sends its last
     /// requests and closes wants the answers already on their way).
     #[inline(always)]
-    fn step(&mut self) -> Result<Step, ProtocolError> {
-        Ok(match self.reader.read(&self.config)? {
+    fn step(&mut self, chunk_limit: usize) -> Result<Step, ProtocolError> {
+        Ok(match self.reader.read(&self.config, chunk_limit)? {
             Read::NeedData => Step::NeedData,
             Read::Continue => Step::Continue,
             Read::Control(opcode, payload) => self.on_control(opcode, payload)?,
             Read::Message(MessageKind::Text, range) => Step::Text(range),
             Read::Message(MessageKind::Binary, range) => Step::Binary(range),
             Read::Inflated(kind) => Step::Inflated(kind),
+            Read::Chunk(kind, range, fin) => Step::Chunk(kind, range, fin),
+            Read::InflatedChunk(kind, len, fin) => Step::InflatedChunk(kind, len, fin),
         })
     }
 
@@ -655,6 +694,7 @@ impl Connection {
     /// A [`Sender`] for this connection: its `*_borrowed` sends let a server write a large
     /// payload from the caller's memory with one vectored write, without copying it into
     /// the output first.
+    #[inline]
     pub fn sender(&mut self) -> Sender<'_> {
         Sender::new(&mut self.writer)
     }
@@ -930,6 +970,18 @@ fn after(at: Duration, interval: Option<Duration>) -> Option<Duration> {
     interval.map(|d| at + d)
 }
 
+/// A streamed message's chunk as its event.
+#[inline]
+fn chunk_event(kind: MessageKind, bytes: &[u8], fin: bool) -> Event<'_> {
+    match kind {
+        MessageKind::Text => Event::TextChunk {
+            text: validated_text(bytes),
+            fin,
+        },
+        MessageKind::Binary => Event::BinaryChunk { data: bytes, fin },
+    }
+}
+
 /// The bytes of a text message, which `Utf8Validator` accepted as they arrived.
 ///
 /// Validating again here doubled the cost of text (the decode bench: multibyte text at 0.02x
@@ -944,7 +996,11 @@ fn validated_text(bytes: &[u8]) -> &str {
     // with `finish`; or the message was one frame, all here, and went through
     // `utf8::validate_complete` once unmasked (reader.rs). Nothing writes inside a message's
     // bytes afterwards (later frames are joined after its end, control frames are unmasked
-    // past it). Both accept exactly the valid UTF-8 texts: the properties
+    // past it). A streamed text chunk starts where the chunk before it ended, on a code
+    // point's first byte, and ends where `utf8::open_tail_start` finds no code point left
+    // open; its bytes went through `feed` in order (the open code point carried to the next
+    // chunk was fed before it moved), so a chunk is whole code points that the validator
+    // accepted. Both validators accept exactly the valid UTF-8 texts: the properties
     // `pieces_agree_with_core`, `simd_errors_match_core` and `complete_agrees_with_core` in
     // utf8.rs, and the chunking properties of the connection, check it, with debug
     // assertions on in tests.

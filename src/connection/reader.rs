@@ -3,6 +3,12 @@
 //!
 //! The reader knows nothing of the connection's state: it turns received bytes into frames
 //! and messages, and the connection decides what they mean.
+//!
+//! A message is either joined in place and reported whole, or, under
+//! `Config::stream_messages`, lent a chunk at a time as its bytes arrive: then the buffer
+//! keeps only the few bytes of a code point split between two chunks (moved up next to the
+//! payload that completes it), and compressed messages are inflated a chunk at a time into
+//! a buffer of at most one read.
 
 use crate::buffer::RecvBuffer;
 use crate::config::{Config, Role};
@@ -22,6 +28,15 @@ use core::ops::Range;
 /// L1 cache between the two.
 const UNMASK_AND_VALIDATE_BLOCK: usize = 8 << 10;
 
+/// Under `Config::stream_messages`, what the receive buffer may hold beyond one read: a
+/// partial frame header or control frame, and a split code point. The chunks of a
+/// compressed message are this much shorter than a read, so that the two buffers together
+/// stay within two reads.
+const STREAM_SLACK: usize = MAX_HEADER_LEN + MAX_CONTROL_PAYLOAD + 4;
+
+/// The shortest chunk limit: room for a split code point and the one that completes it.
+const MIN_CHUNK: usize = 8;
+
 /// What one step of reading found.
 pub(super) enum Read {
     /// More input is needed.
@@ -32,6 +47,12 @@ pub(super) enum Read {
     Message(MessageKind, Range<usize>),
     /// A whole compressed message, inflated into [`Reader::inflated`].
     Inflated(MessageKind),
+    /// A streamed message's next chunk, unmasked (and validated, for text) in the buffer;
+    /// `true` when it ends the message.
+    Chunk(MessageKind, Range<usize>, bool),
+    /// A compressed streamed message's next chunk: the first bytes of
+    /// [`Reader::inflated`], this many.
+    InflatedChunk(MessageKind, usize, bool),
     /// A control frame, its payload unmasked in the buffer.
     Control(Opcode, Range<usize>),
 }
@@ -57,6 +78,11 @@ struct MessageProgress {
     utf8: Utf8Validator,
     /// RSV1 was set on the first frame: the payload is deflated (RFC 7692 §6).
     compressed: bool,
+    /// Lent in chunks as it arrives (`Config::stream_messages`): `start..end` then holds
+    /// only the bytes of a code point the last chunk left open.
+    streamed: bool,
+    /// Of a streamed message: its length so far (inflated, when compressed), for the limit.
+    streamed_len: u64,
 }
 
 /// Received bytes, and what has been made of them so far.
@@ -71,10 +97,22 @@ pub(super) struct Reader {
     expect_masked: bool,
     /// RSV bits that negotiated extensions define.
     rsv_allowed: u8,
-    /// permessage-deflate's decompressor, when it was agreed.
-    inflater: Option<Box<Inflater>>,
+    /// permessage-deflate's receiving half, when it was agreed.
+    inflation: Option<Box<Inflation>>,
+}
+
+/// The receiving half of permessage-deflate, boxed: connections that did not agree it pay
+/// one pointer.
+#[derive(Debug)]
+struct Inflation {
+    inflater: Inflater,
     /// The inflated payload of the compressed message being received, lent by its event.
-    inflated: Vec<u8>,
+    out: Vec<u8>,
+    /// How many bytes at the front of `out` the last streamed chunk lent.
+    lent: usize,
+    /// Of a streamed compressed frame: bytes after `parse_pos` already unmasked, which the
+    /// inflater has not taken yet.
+    ahead: usize,
 }
 
 impl Reader {
@@ -86,15 +124,21 @@ impl Reader {
             message: None,
             expect_masked: role == Role::Server,
             rsv_allowed: 0,
-            inflater: None,
-            inflated: Vec::new(),
+            inflation: None,
         }
     }
 
     /// What the handshake agreed: the RSV bits extensions define, and the decompressor.
     pub(super) fn agree(&mut self, rsv_allowed: u8, inflater: Option<Inflater>) {
         self.rsv_allowed = rsv_allowed;
-        self.inflater = inflater.map(Box::new);
+        self.inflation = inflater.map(|inflater| {
+            Box::new(Inflation {
+                inflater,
+                out: Vec::new(),
+                lent: 0,
+                ahead: 0,
+            })
+        });
     }
 
     // ----- the buffer ------------------------------------------------------------------
@@ -107,7 +151,7 @@ impl Reader {
 
     /// The inflated message of [`Read::Inflated`].
     pub(super) fn inflated(&self) -> &[u8] {
-        &self.inflated
+        self.inflation.as_ref().map_or(&[], |i| &i.out)
     }
 
     /// Received bytes not yet parsed.
@@ -192,17 +236,23 @@ impl Reader {
     }
 
     /// Bytes of the current data frame's payload still to come, which will have to sit in
-    /// the buffer together (compressed payloads are inflated as they come, so none are).
+    /// the buffer together (compressed and streamed payloads are used as they come, so none
+    /// are).
     fn expected_payload(&self) -> usize {
         match &self.message {
-            Some(message) if !message.compressed => self.frame_rest(),
+            Some(message) if !message.compressed && !message.streamed => self.frame_rest(),
             _ => 0,
         }
     }
 
     /// The most the receive buffer needs: a whole message or request head, a control frame
-    /// and the frame headers around them, and one read.
+    /// and the frame headers around them, and one read. Streamed messages hold no more than
+    /// a split code point, so one read and [`STREAM_SLACK`] are enough then (a request head
+    /// longer than that still gets room: the bound never refuses what a read needs).
     fn receive_bound(&self, config: &Config) -> usize {
+        if config.stream_messages {
+            return config.read_buffer_size.saturating_add(STREAM_SLACK);
+        }
         let held = config.max_message_size.max(config.max_head_size);
         held.saturating_add(config.read_buffer_size)
             .saturating_add(2 * (MAX_HEADER_LEN + MAX_CONTROL_PAYLOAD))
@@ -237,11 +287,17 @@ impl Reader {
     /// buffer starts over.
     #[inline(always)]
     pub(super) fn start_event(&mut self, config: &Config) {
-        if !self.message.as_ref().is_some_and(|m| m.compressed) {
-            self.inflated.clear();
-            if config.buffer_linger.is_none() {
-                self.inflated = Vec::new();
+        if let Some(inflation) = &mut self.inflation {
+            if !self.message.as_ref().is_some_and(|m| m.compressed) {
+                inflation.out.clear();
+                if config.buffer_linger.is_none() {
+                    inflation.out = Vec::new();
+                }
+            } else if inflation.lent > 0 {
+                // A streamed chunk was lent: what stays is a code point it left open.
+                inflation.out.drain(..inflation.lent);
             }
+            inflation.lent = 0;
         }
         self.clear_if_drained(config);
     }
@@ -261,19 +317,24 @@ impl Reader {
                 m.end = 0;
             }
         }
-        if self.inflated.is_empty() {
-            self.inflated = Vec::new();
+        if let Some(inflation) = &mut self.inflation
+            && inflation.out.is_empty()
+        {
+            inflation.out = Vec::new();
         }
     }
 
     /// Whether emptied buffers are kept that `release_buffers` would free.
     pub(super) fn holds_spare_buffers(&self) -> bool {
         (self.recv.capacity() > 0 && self.live_start() == self.recv.filled())
-            || (self.inflated.is_empty() && self.inflated.capacity() > 0)
+            || self
+                .inflation
+                .as_ref()
+                .is_some_and(|i| i.out.is_empty() && i.out.capacity() > 0)
     }
 
     pub(super) fn heap_size(&self) -> usize {
-        self.recv.capacity() + self.inflated.capacity()
+        self.recv.capacity() + self.inflation.as_ref().map_or(0, |i| i.out.capacity())
     }
 
     // ----- the opening handshake ---------------------------------------------------------
@@ -306,8 +367,24 @@ impl Reader {
 
     /// Parses and processes as much input as one result needs.
     #[inline]
-    pub(super) fn read(&mut self, config: &Config) -> Result<Read, ProtocolError> {
-        if self.frame.is_some() {
+    ///
+    /// A streamed chunk lends at most `chunk_limit` bytes (`Connection::next_event_up_to`).
+    pub(super) fn read(
+        &mut self,
+        config: &Config,
+        chunk_limit: usize,
+    ) -> Result<Read, ProtocolError> {
+        if let Some(message) = &self.message
+            && message.streamed
+        {
+            if self.frame.is_some() {
+                return if message.compressed {
+                    self.continue_inflated_chunk(config, chunk_limit)
+                } else {
+                    self.continue_chunk(config, chunk_limit)
+                };
+            }
+        } else if self.frame.is_some() {
             return self.continue_data_frame(config);
         }
         let Some((header, header_len)) = FrameHeader::parse(&self.recv.bytes()[self.parse_pos..])?
@@ -329,7 +406,7 @@ impl Reader {
             return Ok(Read::Control(header.opcode, start..end));
         }
         self.parse_pos += header_len;
-        if let Some(read) = self.whole_message_frame(&header)? {
+        if let Some(read) = self.whole_message_frame(config, &header, chunk_limit)? {
             return Ok(read);
         }
         match header.opcode {
@@ -346,6 +423,8 @@ impl Reader {
                     fragments: 1,
                     utf8: Utf8Validator::default(),
                     compressed: header.rsv & RSV1 != 0,
+                    streamed: config.stream_messages,
+                    streamed_len: 0,
                 });
             }
         }
@@ -355,6 +434,9 @@ impl Reader {
             unmasked: 0,
             fin: header.fin,
         });
+        if let Some(inflation) = &mut self.inflation {
+            inflation.ahead = 0;
+        }
         Ok(Read::Continue)
     }
 
@@ -363,8 +445,15 @@ impl Reader {
     /// that payloads arriving in pieces need (half the time of a 16-byte message went
     /// there). `parse_pos` is just past the header. `None` leaves the frame to the general
     /// path. Inlined into `read`, so the result does not go through memory.
+    /// Streamed, such a message is one chunk that ends it, when it is no longer than the
+    /// chunk limit.
     #[inline(always)]
-    fn whole_message_frame(&mut self, header: &FrameHeader) -> Result<Option<Read>, ProtocolError> {
+    fn whole_message_frame(
+        &mut self,
+        config: &Config,
+        header: &FrameHeader,
+        chunk_limit: usize,
+    ) -> Result<Option<Read>, ProtocolError> {
         if !matches!(header.opcode, Opcode::Text | Opcode::Binary) {
             return Ok(None);
         }
@@ -372,6 +461,10 @@ impl Reader {
         let start = self.parse_pos;
         let here = (self.recv.filled() - start) as u64;
         if !header.fin || header.rsv & RSV1 != 0 || header.payload_len > here {
+            return Ok(None);
+        }
+        let streamed = config.stream_messages;
+        if streamed && header.payload_len > chunk_limit as u64 {
             return Ok(None);
         }
         let end = start + header.payload_len as usize;
@@ -384,6 +477,9 @@ impl Reader {
             utf8::validate_complete(payload).map_err(|_| ProtocolError::InvalidUtf8)?;
         }
         self.parse_pos = end;
+        if streamed {
+            return Ok(Some(Read::Chunk(kind, start..end, true)));
+        }
         Ok(Some(Read::Message(kind, start..end)))
     }
 
@@ -429,7 +525,11 @@ impl Reader {
                         max: config.max_fragments_per_message,
                     });
                 }
-                (m.end - m.start) as u64
+                if m.streamed && !m.compressed {
+                    m.streamed_len
+                } else {
+                    (m.end - m.start) as u64
+                }
             }
             (None, _) => 0,
         };
@@ -486,8 +586,7 @@ impl Reader {
         }
         if message.compressed {
             inflate_into(
-                self.inflater.as_deref_mut(),
-                &mut self.inflated,
+                self.inflation.as_deref_mut(),
                 message,
                 &bytes[src.clone()],
                 config.max_message_size,
@@ -523,8 +622,7 @@ impl Reader {
         }
         if message.compressed {
             inflate_into(
-                self.inflater.as_deref_mut(),
-                &mut self.inflated,
+                self.inflation.as_deref_mut(),
                 message,
                 &[],
                 config.max_message_size,
@@ -545,6 +643,184 @@ impl Reader {
     }
 }
 
+impl Reader {
+    /// The most a chunk may hold: the caller's limit, and for inflated chunks a read less
+    /// the slack the receive buffer keeps.
+    fn chunk_cap(chunk_limit: usize, inflated: bool, config: &Config) -> usize {
+        let cap = if inflated {
+            chunk_limit.min(config.read_buffer_size.saturating_sub(STREAM_SLACK))
+        } else {
+            chunk_limit
+        };
+        cap.max(MIN_CHUNK)
+    }
+
+    /// Streaming: lends the payload bytes of the current data frame that are here, unmasked
+    /// in place and, for text, validated up to the last complete code point.
+    fn continue_chunk(&mut self, config: &Config, limit: usize) -> Result<Read, ProtocolError> {
+        let cap = Self::chunk_cap(limit, false, config);
+        let (Some(frame), Some(message)) = (&mut self.frame, &mut self.message) else {
+            unreachable!("a data frame in progress belongs to a message");
+        };
+        let carried = message.end - message.start;
+        let available = (self.recv.filled() - self.parse_pos) as u64;
+        let n = frame.remaining.min(available).min((cap - carried) as u64) as usize;
+        if n == 0 && frame.remaining > 0 {
+            return Ok(Read::NeedData);
+        }
+        let bytes = self.recv.bytes_mut();
+        let src = self.parse_pos..self.parse_pos + n;
+        if let Some(key) = frame.mask {
+            apply_mask(&mut bytes[src.clone()], key, frame.unmasked);
+        }
+        // The open code point moves up over the frame header between it and this payload,
+        // so that the chunk is one slice.
+        let start = src.start - carried;
+        if carried > 0 && message.end != src.start {
+            bytes.copy_within(message.start..message.end, start);
+        }
+        let mut end = src.end;
+        if message.kind == MessageKind::Text {
+            // RFC 6455 §8.1: fail as soon as the text can no longer be valid UTF-8.
+            message
+                .utf8
+                .feed(&bytes[src.clone()])
+                .map_err(|_| ProtocolError::InvalidUtf8)?;
+            end = start + utf8::open_tail_start(&bytes[start..src.end]);
+        }
+        frame.unmasked += n;
+        frame.remaining -= n as u64;
+        message.streamed_len += n as u64;
+        self.parse_pos = src.end;
+        let frame_done = frame.remaining == 0;
+        if frame_done && frame.fin {
+            self.frame = None;
+            let mut message = self.message.take().expect("checked above");
+            if message.kind == MessageKind::Text {
+                message
+                    .utf8
+                    .finish()
+                    .map_err(|_| ProtocolError::InvalidUtf8)?;
+            }
+            return Ok(Read::Chunk(message.kind, start..src.end, true));
+        }
+        message.start = end;
+        message.end = src.end;
+        let kind = message.kind;
+        if frame_done {
+            self.frame = None;
+        }
+        Ok(if end > start {
+            Read::Chunk(kind, start..end, false)
+        } else if frame_done {
+            Read::Continue
+        } else {
+            Read::NeedData
+        })
+    }
+
+    /// Streaming: inflates the compressed bytes of the current data frame that are here
+    /// into a chunk of at most a read, and lends it (text validated up to its last complete
+    /// code point, which stays at the front of `inflated` for the next chunk).
+    fn continue_inflated_chunk(
+        &mut self,
+        config: &Config,
+        limit: usize,
+    ) -> Result<Read, ProtocolError> {
+        let cap = Self::chunk_cap(limit, true, config);
+        let (Some(frame), Some(message)) = (&mut self.frame, &mut self.message) else {
+            unreachable!("a data frame in progress belongs to a message");
+        };
+        // RSV1 is allowed only once permessage-deflate was agreed, so the inflater exists.
+        let Inflation {
+            inflater,
+            out,
+            lent,
+            ahead,
+        } = self
+            .inflation
+            .as_deref_mut()
+            .ok_or(ProtocolError::ReservedBits(RSV1))?;
+        let available = frame
+            .remaining
+            .min((self.recv.filled() - self.parse_pos) as u64);
+        let available = available as usize;
+        let bytes = self.recv.bytes_mut();
+        let input = self.parse_pos..self.parse_pos + available;
+        if let Some(key) = frame.mask
+            && *ahead < available
+        {
+            let fresh = input.start + *ahead..input.end;
+            apply_mask(&mut bytes[fresh], key, frame.unmasked + *ahead);
+        }
+        *ahead = available;
+        let last = frame.fin && available as u64 == frame.remaining;
+        let carried = out.len();
+        // One byte past the limit is as far as inflation goes, as for whole messages.
+        let to_limit = (config.max_message_size as u64)
+            .saturating_add(1)
+            .saturating_sub(message.streamed_len);
+        let cap = cap.min(carried.saturating_add(usize::try_from(to_limit).unwrap_or(usize::MAX)));
+        let inflated = inflater.inflate_bounded(&bytes[input], out, cap, last);
+        // What came out before any error is validated first, as for whole messages: the
+        // error reported is the first in the message.
+        if message.kind == MessageKind::Text {
+            message
+                .utf8
+                .feed(&out[carried..])
+                .map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        let (used, drained) = inflated.map_err(|_| ProtocolError::InvalidCompressedData)?;
+        frame.unmasked += used;
+        *ahead -= used;
+        frame.remaining -= used as u64;
+        self.parse_pos += used;
+        message.start = self.parse_pos;
+        message.end = self.parse_pos;
+        let made = out.len() - carried;
+        message.streamed_len += made as u64;
+        // RFC 7692 §8: the limit applies to the inflated message.
+        if message.streamed_len > config.max_message_size as u64 {
+            return Err(ProtocolError::MessageTooLarge {
+                len: message.streamed_len,
+                max: config.max_message_size,
+            });
+        }
+        let mut end = out.len();
+        if message.kind == MessageKind::Text {
+            end = utf8::open_tail_start(out);
+        }
+        if last && drained {
+            self.frame = None;
+            let mut message = self.message.take().expect("checked above");
+            if message.kind == MessageKind::Text {
+                message
+                    .utf8
+                    .finish()
+                    .map_err(|_| ProtocolError::InvalidUtf8)?;
+            }
+            *lent = out.len();
+            return Ok(Read::InflatedChunk(message.kind, *lent, true));
+        }
+        let kind = message.kind;
+        // A frame is done once the inflater holds nothing of it back: what it still has
+        // must come out before the next frame's header is read.
+        let frame_done = frame.remaining == 0 && !frame.fin && drained;
+        if frame_done {
+            self.frame = None;
+        }
+        if end > 0 {
+            *lent = end;
+            return Ok(Read::InflatedChunk(kind, end, false));
+        }
+        Ok(if frame_done || used > 0 || made > 0 {
+            Read::Continue
+        } else {
+            Read::NeedData
+        })
+    }
+}
+
 /// The kind of message a Text or Binary frame starts.
 fn data_kind(opcode: Opcode) -> MessageKind {
     if opcode == Opcode::Text {
@@ -557,21 +833,32 @@ fn data_kind(opcode: Opcode) -> MessageKind {
 /// Inflates one piece of a compressed message (or, with `last`, ends it) into `inflated`,
 /// validating text as it comes out.
 fn inflate_into(
-    inflater: Option<&mut Inflater>,
-    inflated: &mut Vec<u8>,
+    inflation: Option<&mut Inflation>,
     message: &mut MessageProgress,
     input: &[u8],
     limit: usize,
     last: bool,
 ) -> Result<(), ProtocolError> {
     // RSV1 is allowed only once permessage-deflate was agreed, so the inflater exists.
-    let inflater = inflater.ok_or(ProtocolError::ReservedBits(RSV1))?;
+    let Inflation {
+        inflater,
+        out: inflated,
+        ..
+    } = inflation.ok_or(ProtocolError::ReservedBits(RSV1))?;
     let before = inflated.len();
     let result = if last {
         inflater.finish_inflate(inflated, limit)
     } else {
         inflater.inflate(input, inflated, limit)
     };
+    // Text that came out before an error is validated first: an invalid byte there comes
+    // earlier in the message than the error (and streaming finds it in an earlier chunk).
+    if message.kind == MessageKind::Text {
+        message
+            .utf8
+            .feed(&inflated[before..])
+            .map_err(|_| ProtocolError::InvalidUtf8)?;
+    }
     result.map_err(|e| match e {
         // RFC 7692 §8: the limit applies to the inflated message.
         InflateError::TooBig => ProtocolError::MessageTooLarge {
@@ -580,11 +867,5 @@ fn inflate_into(
         },
         InflateError::Corrupt => ProtocolError::InvalidCompressedData,
     })?;
-    if message.kind == MessageKind::Text {
-        message
-            .utf8
-            .feed(&inflated[before..])
-            .map_err(|_| ProtocolError::InvalidUtf8)?;
-    }
     Ok(())
 }

@@ -22,6 +22,7 @@ mod serve;
 pub use client::ClientStream;
 pub use serve::{Server, ServerHandle};
 
+use super::message_read::ReadProgress;
 use super::{Answer, Connector, Error, Lent, Message, apply_answer, lent_write, write_outcome};
 use crate::close::CloseCode;
 use crate::config::Config;
@@ -118,6 +119,45 @@ where
 /// Reads done while no frame is in progress go through a small stack buffer, so a
 /// connection blocked waiting for its peer holds no heap buffer.
 const IDLE_READ: usize = 4096;
+
+/// One data message read as bytes: [`WebSocket::read_message`].
+#[derive(Debug)]
+pub struct MessageReader<'a, S> {
+    ws: &'a mut WebSocket<S>,
+    progress: ReadProgress,
+}
+
+impl<S> MessageReader<'_, S> {
+    /// The message's kind, once its first bytes were read; `None` before, and when the
+    /// connection closed before a message started.
+    #[must_use]
+    pub fn kind(&self) -> Option<MessageKind> {
+        self.progress.kind
+    }
+}
+
+impl<S: Transport> Read for MessageReader<'_, S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(n) = self.progress.take_kept(buf) {
+            return Ok(n);
+        }
+        if self.progress.finished() || buf.is_empty() {
+            return Ok(0);
+        }
+        let progress = &mut self.progress;
+        loop {
+            match self
+                .ws
+                .recv_up_to(buf.len(), |event| progress.take(event, buf))
+            {
+                Ok(Some(Some(read))) => return read,
+                Ok(Some(None)) => {}
+                Ok(None) => return progress.closed(),
+                Err(e) => return Err(io::Error::other(e)),
+            }
+        }
+    }
+}
 
 /// A WebSocket over a blocking stream.
 #[derive(Debug)]
@@ -255,6 +295,44 @@ impl<S: Transport> WebSocket<S> {
     /// # Errors
     /// As [`recv`](Self::recv).
     pub fn recv_with<R>(&mut self, f: impl FnOnce(Event<'_>) -> R) -> Result<Option<R>, Error> {
+        self.recv_up_to(usize::MAX, f)
+    }
+
+    /// The next data message as an [`io::Read`] of its bytes, for messages too large to hold:
+    /// with `Config::stream_messages` each read takes the next piece straight from the
+    /// connection's buffer into the caller's, and the message never sits in memory whole.
+    /// Without it the message arrives whole first and is read out of it.
+    ///
+    /// Pings and Pongs before and inside the message are answered and passed over. The
+    /// reader ends (reads return 0) where the message ends; a connection that closes before
+    /// a message starts ends it empty, with [`kind`](MessageReader::kind) `None` (the Close
+    /// is taken: the next [`recv`](Self::recv) reports the end). Closing inside the message
+    /// is an `UnexpectedEof` error. Drop the reader only at its end: what is left of the
+    /// message would be read as the start of the next one.
+    ///
+    /// ```no_run
+    /// # fn demo(mut ws: wsproto::drivers::blocking::WebSocket<std::net::TcpStream>)
+    /// # -> std::io::Result<()> {
+    /// let mut file = std::fs::File::create("upload.bin")?;
+    /// let mut message = ws.read_message();
+    /// std::io::copy(&mut message, &mut file)?;
+    /// println!("a {:?} message", message.kind());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn read_message(&mut self) -> MessageReader<'_, S> {
+        MessageReader {
+            ws: self,
+            progress: ReadProgress::default(),
+        }
+    }
+
+    /// As [`recv_with`](Self::recv_with), a streamed chunk holding at most `max_chunk` bytes.
+    fn recv_up_to<R>(
+        &mut self,
+        max_chunk: usize,
+        f: impl FnOnce(Event<'_>) -> R,
+    ) -> Result<Option<R>, Error> {
         loop {
             // The Pong to the next Ping would replace a waiting one: each Ping of a burst is
             // answered. (A blocking write waits for a peer that does not read, as `fill`
@@ -262,7 +340,7 @@ impl<S: Transport> WebSocket<S> {
             if self.conn.pong_waiting() {
                 self.flush()?;
             }
-            match self.conn.next_event() {
+            match self.conn.next_event_up_to(max_chunk) {
                 Ok(Some(event)) => return Ok(Some(f(event))),
                 Ok(None) if self.shut => return Ok(None),
                 Ok(None) => {}

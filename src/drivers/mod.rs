@@ -10,6 +10,8 @@ pub mod blocking;
 mod connector;
 #[cfg(feature = "hyper")]
 pub mod hyper;
+#[cfg(any(feature = "blocking", feature = "tokio"))]
+mod message_read;
 pub mod proxy;
 #[cfg(any(feature = "blocking", feature = "tokio"))]
 mod serve;
@@ -42,6 +44,22 @@ pub enum Message {
     Text(String),
     /// A binary message.
     Binary(Vec<u8>),
+    /// With `Config::stream_messages`: the next piece of a text message (whole code points),
+    /// as [`Event::TextChunk`]. Sent, it is a fragment of a text message; `fin` ends it.
+    TextChunk {
+        /// The piece.
+        text: String,
+        /// It ends the message.
+        fin: bool,
+    },
+    /// With `Config::stream_messages`: the next piece of a binary message, as
+    /// [`Event::BinaryChunk`]. Sent, it is a fragment of a binary message; `fin` ends it.
+    BinaryChunk {
+        /// The piece.
+        data: Vec<u8>,
+        /// It ends the message.
+        fin: bool,
+    },
     /// A Ping (already answered when `Config::auto_pong` is on).
     Ping(Vec<u8>),
     /// A Pong.
@@ -62,6 +80,14 @@ impl Message {
         Some(match event {
             Event::Text(text) => Self::Text((*text).to_string()),
             Event::Binary(data) => Self::Binary(data.to_vec()),
+            Event::TextChunk { text, fin } => Self::TextChunk {
+                text: (*text).to_string(),
+                fin: *fin,
+            },
+            Event::BinaryChunk { data, fin } => Self::BinaryChunk {
+                data: data.to_vec(),
+                fin: *fin,
+            },
             Event::Ping(data) => Self::Ping(data.to_vec()),
             Event::Pong(data) => Self::Pong(data.to_vec()),
             Event::Close { code, reason } => Self::Close {

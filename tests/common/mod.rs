@@ -11,6 +11,9 @@ use wsproto::{
 pub enum Ev {
     Text(String),
     Binary(Vec<u8>),
+    /// A streamed message's chunk, and whether it ends the message.
+    TextChunk(String, bool),
+    BinaryChunk(Vec<u8>, bool),
     Ping(Vec<u8>),
     Pong(Vec<u8>),
     Close(u16, String),
@@ -27,6 +30,8 @@ impl Ev {
         match event {
             Event::Text(t) => Ev::Text(t.to_string()),
             Event::Binary(b) => Ev::Binary(b.to_vec()),
+            Event::TextChunk { text, fin } => Ev::TextChunk(text.to_string(), *fin),
+            Event::BinaryChunk { data, fin } => Ev::BinaryChunk(data.to_vec(), *fin),
             Event::Ping(p) => Ev::Ping(p.to_vec()),
             Event::Pong(p) => Ev::Pong(p.to_vec()),
             Event::Close { code, reason } => Ev::Close(code.0, reason.to_string()),

@@ -55,6 +55,7 @@ pub use reconnect::{Reconnect, ReconnectError};
 pub use redis_relay::{RedisRelay, RelayError, RelayStats};
 pub use serve::{Server, ServerHandle, ServerReader, ServerStream, Shutdown};
 
+use super::message_read::ReadProgress;
 use super::{Answer, Connector, Error, Lent, Message, apply_answer, lent_write, write_outcome};
 use crate::close::CloseCode;
 use crate::config::Config;
@@ -456,7 +457,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
     /// # Errors
     /// As [`recv`](Self::recv).
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Message>, Error>> {
-        self.poll_event(cx, |event| Message::from_event(&event))
+        self.poll_event(cx, usize::MAX, |event| Message::from_event(&event))
     }
 
     /// Hands the next event to `f` without copying its payload; `Ok(None)` once closed.
@@ -470,7 +471,36 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
     ) -> Result<Option<R>, Error> {
         let mut f = Some(f);
         // `poll_event` returns at the first event it hands over, so `f` is taken once.
-        poll_fn(|cx| self.poll_event(cx, |event| f.take().map(|f| f(event)))).await
+        poll_fn(|cx| self.poll_event(cx, usize::MAX, |event| f.take().map(|f| f(event)))).await
+    }
+
+    /// The next data message as an [`AsyncRead`] of its bytes, for messages too large to
+    /// hold: with `Config::stream_messages` each read takes the next piece straight from the
+    /// connection's buffer into the caller's, and the message never sits in memory whole.
+    /// Without it the message arrives whole first and is read out of it.
+    ///
+    /// Pings and Pongs before and inside the message are answered and passed over. The
+    /// reader ends (reads give 0 bytes) where the message ends; a connection that closes
+    /// before a message starts ends it empty, with [`kind`](MessageReader::kind) `None` (the
+    /// Close is taken: the next [`recv`](Self::recv) reports the end). Closing inside the
+    /// message is an `UnexpectedEof` error. Drop the reader only at its end: what is left of
+    /// the message would be read as the start of the next one.
+    ///
+    /// ```no_run
+    /// # async fn demo(mut ws: wsproto::drivers::tokio::WebSocketStream<tokio::net::TcpStream>)
+    /// # -> std::io::Result<()> {
+    /// let mut file = tokio::fs::File::create("upload.bin").await?;
+    /// let mut message = ws.read_message();
+    /// tokio::io::copy(&mut message, &mut file).await?;
+    /// println!("a {:?} message", message.kind());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn read_message(&mut self) -> MessageReader<'_, S> {
+        MessageReader {
+            ws: self,
+            progress: ReadProgress::default(),
+        }
     }
 
     /// Hands the next event to `f` together with a [`Sender`] for replies, then writes what
@@ -681,6 +711,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
     fn poll_event<R>(
         &mut self,
         cx: &mut Context<'_>,
+        max_chunk: usize,
         mut f: impl FnMut(Event<'_>) -> Option<R>,
     ) -> Poll<Result<Option<R>, Error>> {
         loop {
@@ -693,7 +724,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
                 return Poll::Ready(Err(e.into()));
             }
             self.sent_close |= self.conn.state() == ConnectionState::Closing;
-            match self.conn.next_event() {
+            match self.conn.next_event_up_to(max_chunk) {
                 Ok(Some(event)) => {
                     PeerClose::note(&mut self.peer_close, &event);
                     if let Some(r) = f(event) {
@@ -891,6 +922,51 @@ impl<S: AsyncRead + AsyncWrite> Shared<S> {
 
     fn is_shut(&self) -> bool {
         lock(&self.writer).shut
+    }
+}
+
+/// One data message read as bytes: [`WebSocketStream::read_message`].
+#[derive(Debug)]
+pub struct MessageReader<'a, S> {
+    ws: &'a mut WebSocketStream<S>,
+    progress: ReadProgress,
+}
+
+impl<S> MessageReader<'_, S> {
+    /// The message's kind, once its first bytes were read; `None` before, and when the
+    /// connection closed before a message started.
+    #[must_use]
+    pub fn kind(&self) -> Option<MessageKind> {
+        self.progress.kind
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for MessageReader<'_, S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let out = buf.initialize_unfilled();
+        let read = if let Some(n) = this.progress.take_kept(out) {
+            Ok(n)
+        } else if this.progress.finished() || out.is_empty() {
+            Ok(0)
+        } else {
+            let progress = &mut this.progress;
+            let limit = out.len();
+            match ready!(
+                this.ws
+                    .poll_event(cx, limit, |event| progress.take(event, out))
+            ) {
+                Ok(Some(read)) => read,
+                Ok(None) => progress.closed(),
+                Err(e) => Err(io::Error::other(e)),
+            }
+        };
+        buf.advance(read?);
+        Poll::Ready(Ok(()))
     }
 }
 

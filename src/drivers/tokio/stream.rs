@@ -8,6 +8,7 @@ use crate::close::CloseCode;
 use crate::connection::{Connection, ConnectionState};
 use crate::drivers::{Error, Message};
 use crate::error::UsageError;
+use crate::event::MessageKind;
 use ::tokio::io::{AsyncRead, AsyncWrite};
 use core::pin::Pin;
 use core::task::{Context, Poll, ready};
@@ -19,6 +20,10 @@ fn queue(conn: &mut Connection, message: Message) -> Result<(), UsageError> {
     match message {
         Message::Text(text) => conn.send_text(&text),
         Message::Binary(data) => conn.send_binary(&data),
+        Message::TextChunk { text, fin } => {
+            conn.send_fragment(MessageKind::Text, text.as_bytes(), fin)
+        }
+        Message::BinaryChunk { data, fin } => conn.send_fragment(MessageKind::Binary, &data, fin),
         Message::Ping(payload) => conn.send_ping(&payload),
         Message::Pong(payload) => conn.send_pong(&payload),
         Message::Close { code, reason } => conn.close(code, &reason),

@@ -14,6 +14,9 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures_util::StreamExt as _;
 use std::hint::black_box;
 
+/// Our streaming receive's name in the results.
+const STREAMING: &str = "wsproto-streaming";
+
 /// One decode case: `count` messages of `size` bytes, as the peer `sender` frames them.
 struct Case {
     name: &'static str,
@@ -25,6 +28,8 @@ struct Case {
     fragment: Option<usize>,
     /// Also time a memcpy of the stream through a 64 KiB buffer.
     memcpy: bool,
+    /// Also time our streaming receive (`Config::stream_messages`).
+    streaming: bool,
 }
 
 const CASES: &[Case] = &[
@@ -37,6 +42,7 @@ const CASES: &[Case] = &[
         multibyte: false,
         fragment: None,
         memcpy: false,
+        streaming: false,
     },
     Case {
         name: "server_binary_1KiB_x20000",
@@ -47,6 +53,7 @@ const CASES: &[Case] = &[
         multibyte: false,
         fragment: None,
         memcpy: false,
+        streaming: false,
     },
     Case {
         name: "server_binary_64KiB_x1000",
@@ -57,6 +64,7 @@ const CASES: &[Case] = &[
         multibyte: false,
         fragment: None,
         memcpy: true,
+        streaming: false,
     },
     Case {
         name: "server_binary_1MiB_x64",
@@ -67,6 +75,18 @@ const CASES: &[Case] = &[
         multibyte: false,
         fragment: None,
         memcpy: true,
+        streaming: true,
+    },
+    Case {
+        name: "server_binary_64MiB_x2",
+        sender: Sender::Client,
+        opcode: OP_BINARY,
+        count: 2,
+        size: 64 << 20,
+        multibyte: false,
+        fragment: None,
+        memcpy: true,
+        streaming: true,
     },
     Case {
         name: "server_text_1MiB_multibyte_x64",
@@ -77,6 +97,7 @@ const CASES: &[Case] = &[
         multibyte: true,
         fragment: None,
         memcpy: false,
+        streaming: true,
     },
     Case {
         name: "server_binary_1MiB_in_1KiB_fragments_x64",
@@ -87,6 +108,7 @@ const CASES: &[Case] = &[
         multibyte: false,
         fragment: Some(1 << 10),
         memcpy: false,
+        streaming: false,
     },
     Case {
         name: "client_binary_1KiB_x20000",
@@ -97,6 +119,7 @@ const CASES: &[Case] = &[
         multibyte: false,
         fragment: None,
         memcpy: false,
+        streaming: false,
     },
     Case {
         name: "client_binary_1MiB_x64",
@@ -107,6 +130,7 @@ const CASES: &[Case] = &[
         multibyte: false,
         fragment: None,
         memcpy: true,
+        streaming: true,
     },
 ];
 
@@ -222,6 +246,37 @@ fn sockudo_ws(rt: &tokio::runtime::Runtime, stream: &[u8], sender: Sender, count
     })
 }
 
+/// Ours, streaming (`Config::stream_messages`): each message's chunks are handed over as
+/// their bytes arrive, from a receive buffer that stays one read long.
+fn wsproto_streaming(stream: &[u8], sender: Sender, count: usize) -> usize {
+    let config = wsproto::Config::default()
+        .max_message_size(LIMIT)
+        .stream_messages(true);
+    let mut conn = match sender {
+        Sender::Client => wsproto::Connection::upgraded_server(config),
+        Sender::Server => wsproto::Connection::upgraded_client(config, |d| d.fill(0x5a)),
+    };
+    let mut socket = MemSocket::new(stream);
+    let (mut got, mut bytes) = (0, 0);
+    loop {
+        while let Some(event) = conn.next_event().expect("a valid stream") {
+            let (len, fin) = match event {
+                wsproto::Event::TextChunk { text, fin } => (black_box(text).len(), fin),
+                wsproto::Event::BinaryChunk { data, fin } => (black_box(data).len(), fin),
+                _ => continue,
+            };
+            bytes += len;
+            got += usize::from(fin);
+        }
+        if got == count {
+            return bytes;
+        }
+        let n = socket.read_into(conn.receive_buffer());
+        assert!(n > 0, "the stream ended early");
+        conn.commit(n);
+    }
+}
+
 /// The reference: the stream copied through a 64 KiB buffer, as a proxy that only forwards.
 fn memcpy(stream: &[u8], buf: &mut [u8]) -> usize {
     let mut socket = MemSocket::new(stream);
@@ -335,26 +390,37 @@ fn bench_decode(c: &mut Criterion) {
             "{TOKIO_WEBSOCKETS}"
         );
         assert_eq!(sockudo_ws(&rt, s, case.sender, n), expected, "{SOCKUDO_WS}");
+        if case.streaming {
+            assert_eq!(
+                wsproto_streaming(s, case.sender, n),
+                expected,
+                "{STREAMING}"
+            );
+        }
 
         if std::env::var_os("DECODE_INTERLEAVED").is_some() {
-            interleaved(
-                case,
-                &[
-                    (OURS, &|| common::decode_wsproto(s, case.sender, n)),
-                    (TUNGSTENITE, &|| tungstenite(s, case.sender, n)),
-                    (FASTWEBSOCKETS, &|| fastwebsockets(&rt, s, case.sender, n)),
-                    (TOKIO_WEBSOCKETS, &|| {
-                        tokio_websockets(&rt, s, case.sender, n)
-                    }),
-                    (SOCKUDO_WS, &|| sockudo_ws(&rt, s, case.sender, n)),
-                    ("memcpy-64KiB-reads", &|| memcpy(s, &mut vec![0; MAX_READ])),
-                    ("copy-into-messages", &|| {
-                        let masked = case.sender == Sender::Client;
-                        copy_into_messages(s, &mut vec![0; case.size + MAX_READ], masked)
-                    }),
-                ],
-                expected,
-            );
+            let masked = case.sender == Sender::Client;
+            let ours = || common::decode_wsproto(s, case.sender, n);
+            let tungstenite = || tungstenite(s, case.sender, n);
+            let fastwebsockets = || fastwebsockets(&rt, s, case.sender, n);
+            let tokio_websockets = || tokio_websockets(&rt, s, case.sender, n);
+            let sockudo_ws = || sockudo_ws(&rt, s, case.sender, n);
+            let memcpy = || memcpy(s, &mut vec![0; MAX_READ]);
+            let copy = || copy_into_messages(s, &mut vec![0; case.size + MAX_READ], masked);
+            let streaming = || wsproto_streaming(s, case.sender, n);
+            let mut runs: Vec<(&str, &dyn Fn() -> usize)> = vec![
+                (OURS, &ours),
+                (TUNGSTENITE, &tungstenite),
+                (FASTWEBSOCKETS, &fastwebsockets),
+                (TOKIO_WEBSOCKETS, &tokio_websockets),
+                (SOCKUDO_WS, &sockudo_ws),
+                ("memcpy-64KiB-reads", &memcpy),
+                ("copy-into-messages", &copy),
+            ];
+            if case.streaming {
+                runs.push((STREAMING, &streaming));
+            }
+            interleaved(case, &runs, expected);
             continue;
         }
 
@@ -376,6 +442,11 @@ fn bench_decode(c: &mut Criterion) {
         if let Some(binary) = &as_binary {
             group.bench_function("wsproto-same-bytes-as-binary", |b| {
                 b.iter(|| common::decode_wsproto(binary, case.sender, n))
+            });
+        }
+        if case.streaming {
+            group.bench_function(STREAMING, |b| {
+                b.iter(|| wsproto_streaming(s, case.sender, n))
             });
         }
         if case.memcpy {

@@ -246,37 +246,6 @@ fn sockudo_ws(rt: &tokio::runtime::Runtime, stream: &[u8], sender: Sender, count
     })
 }
 
-/// Ours, streaming (`Config::stream_messages`): each message's chunks are handed over as
-/// their bytes arrive, from a receive buffer that stays one read long.
-fn wsproto_streaming(stream: &[u8], sender: Sender, count: usize) -> usize {
-    let config = wsproto::Config::default()
-        .max_message_size(LIMIT)
-        .stream_messages(true);
-    let mut conn = match sender {
-        Sender::Client => wsproto::Connection::upgraded_server(config),
-        Sender::Server => wsproto::Connection::upgraded_client(config, |d| d.fill(0x5a)),
-    };
-    let mut socket = MemSocket::new(stream);
-    let (mut got, mut bytes) = (0, 0);
-    loop {
-        while let Some(event) = conn.next_event().expect("a valid stream") {
-            let (len, fin) = match event {
-                wsproto::Event::TextChunk { text, fin } => (black_box(text).len(), fin),
-                wsproto::Event::BinaryChunk { data, fin } => (black_box(data).len(), fin),
-                _ => continue,
-            };
-            bytes += len;
-            got += usize::from(fin);
-        }
-        if got == count {
-            return bytes;
-        }
-        let n = socket.read_into(conn.receive_buffer());
-        assert!(n > 0, "the stream ended early");
-        conn.commit(n);
-    }
-}
-
 /// The reference: the stream copied through a 64 KiB buffer, as a proxy that only forwards.
 fn memcpy(stream: &[u8], buf: &mut [u8]) -> usize {
     let mut socket = MemSocket::new(stream);
@@ -374,7 +343,7 @@ fn bench_decode(c: &mut Criterion) {
         // Everyone must hand over every byte before being timed.
         let (s, n) = (&stream[..], case.count);
         assert_eq!(
-            common::decode_wsproto(s, case.sender, n),
+            common::decode_wsproto(s, case.sender, n, false),
             expected,
             "{OURS}"
         );
@@ -392,7 +361,7 @@ fn bench_decode(c: &mut Criterion) {
         assert_eq!(sockudo_ws(&rt, s, case.sender, n), expected, "{SOCKUDO_WS}");
         if case.streaming {
             assert_eq!(
-                wsproto_streaming(s, case.sender, n),
+                common::decode_wsproto(s, case.sender, n, true),
                 expected,
                 "{STREAMING}"
             );
@@ -400,14 +369,14 @@ fn bench_decode(c: &mut Criterion) {
 
         if std::env::var_os("DECODE_INTERLEAVED").is_some() {
             let masked = case.sender == Sender::Client;
-            let ours = || common::decode_wsproto(s, case.sender, n);
+            let ours = || common::decode_wsproto(s, case.sender, n, false);
             let tungstenite = || tungstenite(s, case.sender, n);
             let fastwebsockets = || fastwebsockets(&rt, s, case.sender, n);
             let tokio_websockets = || tokio_websockets(&rt, s, case.sender, n);
             let sockudo_ws = || sockudo_ws(&rt, s, case.sender, n);
             let memcpy = || memcpy(s, &mut vec![0; MAX_READ]);
             let copy = || copy_into_messages(s, &mut vec![0; case.size + MAX_READ], masked);
-            let streaming = || wsproto_streaming(s, case.sender, n);
+            let streaming = || common::decode_wsproto(s, case.sender, n, true);
             let mut runs: Vec<(&str, &dyn Fn() -> usize)> = vec![
                 (OURS, &ours),
                 (TUNGSTENITE, &tungstenite),
@@ -427,7 +396,7 @@ fn bench_decode(c: &mut Criterion) {
         let mut group = c.benchmark_group(format!("decode_{}", case.name));
         group.throughput(Throughput::Bytes(expected as u64));
         group.bench_function(OURS, |b| {
-            b.iter(|| common::decode_wsproto(s, case.sender, n))
+            b.iter(|| common::decode_wsproto(s, case.sender, n, false))
         });
         group.bench_function(TUNGSTENITE, |b| b.iter(|| tungstenite(s, case.sender, n)));
         group.bench_function(FASTWEBSOCKETS, |b| {
@@ -441,12 +410,12 @@ fn bench_decode(c: &mut Criterion) {
         });
         if let Some(binary) = &as_binary {
             group.bench_function("wsproto-same-bytes-as-binary", |b| {
-                b.iter(|| common::decode_wsproto(binary, case.sender, n))
+                b.iter(|| common::decode_wsproto(binary, case.sender, n, false))
             });
         }
         if case.streaming {
             group.bench_function(STREAMING, |b| {
-                b.iter(|| wsproto_streaming(s, case.sender, n))
+                b.iter(|| common::decode_wsproto(s, case.sender, n, true))
             });
         }
         if case.memcpy {

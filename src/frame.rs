@@ -74,6 +74,9 @@ pub const MAX_CONTROL_PAYLOAD: usize = 125;
 /// The longest frame header: 2 bytes, an 8-byte extended length and a 4-byte mask.
 pub const MAX_HEADER_LEN: usize = 14;
 
+/// The longest payload whose length fits in the header's second byte (RFC 6455 §5.2).
+pub(crate) const MAX_SHORT_PAYLOAD: u64 = 125;
+
 /// One frame's header, as on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameHeader {
@@ -146,10 +149,10 @@ impl FrameHeader {
     /// Writes the header into `out` and returns its length, using the shortest length form
     /// (RFC 6455 §5.2: "the minimal number of bytes MUST be used").
     pub fn encode(&self, out: &mut [u8; MAX_HEADER_LEN]) -> usize {
-        out[0] = (u8::from(self.fin) << 7) | ((self.rsv & 0x07) << 4) | self.opcode.bits();
+        out[0] = first_byte(self.fin, self.rsv, self.opcode);
         let mask_bit = if self.mask.is_some() { 0x80 } else { 0 };
         let mut len = match self.payload_len {
-            0..=125 => {
+            0..=MAX_SHORT_PAYLOAD => {
                 out[1] = mask_bit | self.payload_len as u8;
                 2
             }
@@ -170,6 +173,12 @@ impl FrameHeader {
         }
         len
     }
+}
+
+/// A header's first byte: FIN, the RSV bits and the opcode (RFC 6455 §5.2).
+#[inline]
+pub(crate) fn first_byte(fin: bool, rsv: u8, opcode: Opcode) -> u8 {
+    (u8::from(fin) << 7) | ((rsv & 0x07) << 4) | opcode.bits()
 }
 
 #[cfg(test)]

@@ -42,6 +42,19 @@ fn seed(target: &str, name: &str) -> Vec<u8> {
         .1
 }
 
+/// A fuzz finding kept in `tests/fuzz_findings/`, by file name.
+fn finding(name: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fuzz_findings")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The protocol error an event reports.
+fn protocol_error(error: wsproto::ProtocolError) -> Ev {
+    Ev::Error(wsproto::Error::Protocol(error))
+}
+
 /// A one-line summary of an event, so transcripts read as tables.
 fn summary(ev: &Ev) -> String {
     match ev {
@@ -412,11 +425,7 @@ fn harness_tolerates_no_known_bug() {
 /// before the buffer grows; the harness asserts the bound on every round.
 #[test]
 fn fuzz_client_stream_pings_between_fragments() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fuzz_findings/client_stream_pings_between_fragments"
-    );
-    let transcript = targets::client_stream(&std::fs::read(path).unwrap());
+    let transcript = targets::client_stream(&finding("client_stream_pings_between_fragments"));
     assert_eq!(summary(&transcript[0]), "accepted None");
 }
 
@@ -517,16 +526,10 @@ fn ping_flood_then_output_full() {
 /// came out before an inflation error, so the first error in the message is the one reported.
 #[test]
 fn fuzz_inflate_invalid_text_before_corrupt_data() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fuzz_findings/inflate_invalid_text_before_corrupt_data"
-    );
-    let transcript = targets::inflate(&std::fs::read(path).unwrap());
+    let transcript = targets::inflate(&finding("inflate_invalid_text_before_corrupt_data"));
     assert_eq!(
         transcript[1..],
-        [Ev::Error(wsproto::Error::Protocol(
-            wsproto::ProtocolError::InvalidUtf8
-        ))]
+        [protocol_error(wsproto::ProtocolError::InvalidUtf8)]
     );
 }
 
@@ -537,16 +540,10 @@ fn fuzz_inflate_invalid_text_before_corrupt_data() {
 /// only once the inflater holds nothing of it back.
 #[test]
 fn fuzz_inflate_output_held_back_at_a_frame_end() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fuzz_findings/inflate_output_held_back_at_a_frame_end"
-    );
-    let transcript = targets::inflate(&std::fs::read(path).unwrap());
+    let transcript = targets::inflate(&finding("inflate_output_held_back_at_a_frame_end"));
     assert_eq!(
         transcript[1..],
-        [Ev::Error(wsproto::Error::Protocol(
-            wsproto::ProtocolError::InvalidUtf8
-        ))]
+        [protocol_error(wsproto::ProtocolError::InvalidUtf8)]
     );
 }
 
@@ -558,18 +555,12 @@ fn fuzz_inflate_output_held_back_at_a_frame_end() {
 /// and the second message fails with 1007 either way.
 #[test]
 fn fuzz_inflate_data_after_the_deflate_stream_ends() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fuzz_findings/inflate_data_after_the_deflate_stream_ends"
-    );
-    let transcript = targets::inflate(&std::fs::read(path).unwrap());
+    let transcript = targets::inflate(&finding("inflate_data_after_the_deflate_stream_ends"));
     assert_eq!(
         transcript[1..],
         [
             Ev::Text(format!("Xa{}", "l".repeat(30))),
-            Ev::Error(wsproto::Error::Protocol(
-                wsproto::ProtocolError::InvalidCompressedData
-            ))
+            protocol_error(wsproto::ProtocolError::InvalidCompressedData)
         ]
     );
 }

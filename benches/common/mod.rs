@@ -307,11 +307,17 @@ pub fn encode_stream(
 /// for every implementation (fastwebsockets refuses a frame as long as its limit).
 pub const LIMIT: usize = 65 << 20;
 
-/// Our complete-message decode of `stream`, as the decode bench times it (and
-/// `examples/hot_loops.rs` counts it): reads of at most [`MAX_READ`] straight into the
-/// connection's buffer, every event taken. Returns the payload bytes handed over.
-pub fn decode_wsproto(stream: &[u8], sender: Sender, count: usize) -> usize {
-    let config = wsproto::Config::default().max_message_size(LIMIT);
+/// Our decode of `stream`, as the decode bench times it (and `examples/hot_loops.rs` counts
+/// it): reads of at most [`MAX_READ`] straight into the connection's buffer, every event
+/// taken. Complete messages, or with `streaming` (`Config::stream_messages`) each message's
+/// chunks as their bytes arrive, from a receive buffer that stays one read long. Returns
+/// the payload bytes handed over.
+pub fn decode_wsproto(stream: &[u8], sender: Sender, count: usize, streaming: bool) -> usize {
+    use std::hint::black_box;
+    use wsproto::Event;
+    let config = wsproto::Config::default()
+        .max_message_size(LIMIT)
+        .stream_messages(streaming);
     let mut conn = match sender {
         Sender::Client => wsproto::Connection::upgraded_server(config),
         Sender::Server => wsproto::Connection::upgraded_client(config, |d| d.fill(0x5a)),
@@ -320,12 +326,15 @@ pub fn decode_wsproto(stream: &[u8], sender: Sender, count: usize) -> usize {
     let (mut got, mut bytes) = (0, 0);
     loop {
         while let Some(event) = conn.next_event().expect("a valid stream") {
-            match event {
-                wsproto::Event::Text(text) => bytes += std::hint::black_box(text).len(),
-                wsproto::Event::Binary(data) => bytes += std::hint::black_box(data).len(),
+            let (len, fin) = match event {
+                Event::Text(text) => (black_box(text).len(), true),
+                Event::Binary(data) => (black_box(data).len(), true),
+                Event::TextChunk { text, fin } => (black_box(text).len(), fin),
+                Event::BinaryChunk { data, fin } => (black_box(data).len(), fin),
                 _ => continue,
-            }
-            got += 1;
+            };
+            bytes += len;
+            got += usize::from(fin);
         }
         if got == count {
             return bytes;

@@ -63,7 +63,7 @@ fn main() {
             let opcode = if text { OP_TEXT } else { OP_BINARY };
             let stream = common::encode_stream(&mut rng, sender, opcode, &messages, None);
             (0..number(5))
-                .map(|_| common::decode_wsproto(&stream, sender, count))
+                .map(|_| common::decode_wsproto(&stream, sender, count, false))
                 .sum()
         }
         Some("encode") => (0..number(4)).map(|_| encode(count, size, server)).sum(),

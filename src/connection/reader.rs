@@ -629,13 +629,7 @@ impl Reader {
                 true,
             )?;
         }
-        let mut message = self.message.take().expect("checked above");
-        if message.kind == MessageKind::Text {
-            message
-                .utf8
-                .finish()
-                .map_err(|_| ProtocolError::InvalidUtf8)?;
-        }
+        let message = self.finish_message()?;
         if message.compressed {
             return Ok(Read::Inflated(message.kind));
         }
@@ -644,6 +638,19 @@ impl Reader {
 }
 
 impl Reader {
+    /// Ends the message in progress: text must not stop inside a code point (RFC 6455
+    /// §8.1).
+    fn finish_message(&mut self) -> Result<MessageProgress, ProtocolError> {
+        let mut message = self.message.take().expect("a message in progress");
+        if message.kind == MessageKind::Text {
+            message
+                .utf8
+                .finish()
+                .map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        Ok(message)
+    }
+
     /// The most a chunk may hold: the caller's limit, and for inflated chunks a read less
     /// the slack the receive buffer keeps.
     fn chunk_cap(chunk_limit: usize, inflated: bool, config: &Config) -> usize {
@@ -695,13 +702,7 @@ impl Reader {
         let frame_done = frame.remaining == 0;
         if frame_done && frame.fin {
             self.frame = None;
-            let mut message = self.message.take().expect("checked above");
-            if message.kind == MessageKind::Text {
-                message
-                    .utf8
-                    .finish()
-                    .map_err(|_| ProtocolError::InvalidUtf8)?;
-            }
+            let message = self.finish_message()?;
             return Ok(Read::Chunk(message.kind, start..src.end, true));
         }
         message.start = end;
@@ -792,15 +793,10 @@ impl Reader {
         }
         if last && drained {
             self.frame = None;
-            let mut message = self.message.take().expect("checked above");
-            if message.kind == MessageKind::Text {
-                message
-                    .utf8
-                    .finish()
-                    .map_err(|_| ProtocolError::InvalidUtf8)?;
-            }
             *lent = out.len();
-            return Ok(Read::InflatedChunk(message.kind, *lent, true));
+            let whole = *lent;
+            let message = self.finish_message()?;
+            return Ok(Read::InflatedChunk(message.kind, whole, true));
         }
         let kind = message.kind;
         // A frame is done once the inflater holds nothing of it back: what it still has

@@ -3,12 +3,13 @@
 //! for the same binary and arguments is the same every time.
 //!
 //! ```text
-//! hot_loops decode COUNT SIZE server|client text|binary REPS
+//! hot_loops decode COUNT SIZE server|client text|binary REPS [streamed]
 //! hot_loops encode COUNT SIZE server|client REPS
 //! ```
 //!
 //! `decode` builds a stream of COUNT messages of SIZE bytes (masked when a client sent them)
-//! and decodes it REPS times with the decode bench's own loop (`common::decode_wsproto`);
+//! and decodes it REPS times with the decode bench's own loop (`common::decode_wsproto`),
+//! as whole messages or, with `streamed`, in chunks (`Config::stream_messages`);
 //! `encode` queues and consumes COUNT messages REPS times. Building the stream costs the same
 //! on both sides of an A/B, so take the difference of two REPS values:
 //!
@@ -27,7 +28,7 @@ use wsproto::Connection;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: hot_loops decode COUNT SIZE server|client text|binary REPS\n       \
+    let usage = "usage: hot_loops decode COUNT SIZE server|client text|binary REPS [streamed]\n       \
                  hot_loops encode COUNT SIZE server|client REPS";
     let number = |i: usize| -> usize {
         let arg = args.get(i).unwrap_or_else(|| panic!("{usage}"));
@@ -62,8 +63,13 @@ fn main() {
                 .collect();
             let opcode = if text { OP_TEXT } else { OP_BINARY };
             let stream = common::encode_stream(&mut rng, sender, opcode, &messages, None);
+            let streamed = match args.get(6).map(String::as_str) {
+                Some("streamed") => true,
+                None => false,
+                _ => panic!("{usage}"),
+            };
             (0..number(5))
-                .map(|_| common::decode_wsproto(&stream, sender, count, false))
+                .map(|_| common::decode_wsproto(&stream, sender, count, streamed))
                 .sum()
         }
         Some("encode") => (0..number(4)).map(|_| encode(count, size, server)).sum(),

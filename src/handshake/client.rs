@@ -424,7 +424,7 @@ pub(crate) fn parse_response(
     let (Some(version), Some(status)) = (parsed.version, parsed.code) else {
         return Err(malformed("incomplete status line"));
     };
-    let headers = Headers::from_httparse(parsed.headers);
+    let headers = Headers::from_httparse(head, parsed.headers, 0);
 
     // RFC 6455 §4.1: any status other than 101 is handled per HTTP; redirects keep Location.
     if status != 101 {

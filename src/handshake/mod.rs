@@ -155,8 +155,38 @@ fn find_line_feed(bytes: &[u8]) -> Option<usize> {
 /// RFC 7230 §3.2.6: `tchar`, the bytes allowed in a `token`.
 #[must_use]
 pub(crate) fn is_tchar(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
+    TCHARS[usize::from(byte)]
 }
+
+/// [`is_tchar`] of every byte, looked up rather than tested: extension offers and header
+/// names are scanned a byte at a time.
+static TCHARS: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        byte += 1;
+    }
+    table
+};
 
 /// RFC 7230 §3.2.6: `token = 1*tchar`.
 #[must_use]
@@ -190,43 +220,102 @@ pub(crate) fn is_header_value(value: &str) -> bool {
 /// A received header list: names as sent, values as raw bytes, in order.
 ///
 /// Every name and value sits in one buffer, so that a browser's dozen headers cost two
-/// allocations rather than two each (allocation was a third of a server handshake).
+/// allocations rather than two each (allocation was a third of a server handshake). The
+/// buffer may also hold text that is not a header ([`push_text`](Self::push_text)), which a
+/// parsed request keeps beside them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Headers {
     bytes: Vec<u8>,
-    /// Per field, where in `bytes` its name starts, where the name ends and the value starts,
-    /// and where the value ends.
-    fields: Vec<(usize, usize, usize)>,
+    /// Per field, where in `bytes` its name and its value are.
+    fields: Vec<(Span, Span)>,
 }
 
+/// Where a piece of text sits in a [`Headers`] buffer: its start and end.
+pub(crate) type Span = (usize, usize);
+
 impl Headers {
-    /// Copies httparse's borrowed headers.
+    /// Copies httparse's borrowed headers, which all lie in `head`, with room for `spare`
+    /// bytes of [`push_text`](Self::push_text) after them.
+    ///
+    /// The headers are copied as the one block of `head` they span, separators and all: one
+    /// copy rather than two per header.
     #[must_use]
-    pub(crate) fn from_httparse(headers: &[httparse::Header<'_>]) -> Self {
-        let size = headers.iter().map(|h| h.name.len() + h.value.len()).sum();
-        let mut owned = Self {
-            bytes: Vec::with_capacity(size),
-            fields: Vec::with_capacity(headers.len()),
+    pub(crate) fn from_httparse(
+        head: &[u8],
+        headers: &[httparse::Header<'_>],
+        spare: usize,
+    ) -> Self {
+        let offset = |part: &[u8]| (part.as_ptr() as usize).wrapping_sub(head.as_ptr() as usize);
+        let block = match (headers.first(), headers.last()) {
+            (Some(first), Some(last)) => offset(last.value)
+                .checked_add(last.value.len())
+                .and_then(|end| head.get(offset(first.name.as_bytes())..end)),
+            _ => None,
         };
-        for header in headers {
-            owned.push(header.name, header.value);
-        }
-        owned
+        let Some(block) = block else {
+            // No headers (or headers from elsewhere, which httparse never gives): one at a
+            // time.
+            let mut owned = Self::default();
+            owned.bytes.reserve(spare);
+            for header in headers {
+                owned.push(header.name, header.value);
+            }
+            return owned;
+        };
+        let base = offset(block);
+        let span = |part: &[u8]| {
+            let start = offset(part).wrapping_sub(base);
+            (start, start + part.len())
+        };
+        let fields = headers
+            .iter()
+            .map(|h| (span(h.name.as_bytes()), span(h.value)))
+            .collect();
+        let mut bytes = Vec::with_capacity(block.len() + spare);
+        bytes.extend_from_slice(block);
+        Self { bytes, fields }
     }
 
     /// Appends a field.
     pub(crate) fn push(&mut self, name: &str, value: &[u8]) {
+        let name = self.push_bytes(name.as_bytes());
+        let value = self.push_bytes(value);
+        self.fields.push((name, value));
+    }
+
+    /// Appends text that is not a header, to be read back with [`text`](Self::text).
+    pub(crate) fn push_text(&mut self, text: &str) -> Span {
+        self.push_bytes(text.as_bytes())
+    }
+
+    fn push_bytes(&mut self, bytes: &[u8]) -> Span {
         let start = self.bytes.len();
-        self.bytes.extend_from_slice(name.as_bytes());
-        let name_end = self.bytes.len();
-        self.bytes.extend_from_slice(value);
-        self.fields.push((start, name_end, self.bytes.len()));
+        self.bytes.extend_from_slice(bytes);
+        (start, self.bytes.len())
+    }
+
+    /// Where `part`, a slice of this buffer (as [`header_values`] lends), sits in it.
+    pub(crate) fn span_of(&self, part: &[u8]) -> Span {
+        let start = (part.as_ptr() as usize).wrapping_sub(self.bytes.as_ptr() as usize);
+        debug_assert!(
+            start + part.len() <= self.bytes.len(),
+            "not a slice of the buffer"
+        );
+        (start, start + part.len())
+    }
+
+    /// The text at `span`, which was checked to be UTF-8 when it was taken (empty if not).
+    pub(crate) fn text(&self, (start, end): Span) -> &str {
+        self.bytes
+            .get(start..end)
+            .and_then(|bytes| core::str::from_utf8(bytes).ok())
+            .unwrap_or_default()
     }
 
     /// The fields in order, names as bytes (they came in as `&str`).
     fn fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.fields.iter().map(|&(start, name_end, end)| {
-            (&self.bytes[start..name_end], &self.bytes[name_end..end])
+        self.fields.iter().map(|&((name, name_end), (value, end))| {
+            (&self.bytes[name..name_end], &self.bytes[value..end])
         })
     }
 
@@ -396,6 +485,18 @@ mod tests {
         }
         assert_eq!(end, Some(head.len()));
         assert_eq!(scanner.examined, head.len());
+    }
+
+    /// RFC 7230 §3.2.6: the 15 symbols, digits and letters, and no other byte.
+    #[test]
+    fn rfc_7230_tchars_are_exactly_the_grammar_s() {
+        let tchars: Vec<u8> = (0..=255u8).filter(|&b| is_tchar(b)).collect();
+        let mut expected: Vec<u8> = b"!#$%&'*+-.^_`|~".to_vec();
+        expected.extend(b'0'..=b'9');
+        expected.extend(b'A'..=b'Z');
+        expected.extend(b'a'..=b'z');
+        expected.sort_unstable();
+        assert_eq!(tchars, expected);
     }
 
     #[test]

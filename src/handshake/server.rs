@@ -3,68 +3,105 @@
 use alloc::borrow::Cow;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
+use core::fmt;
 use core::mem::MaybeUninit;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
 use super::{
-    BuildError, ExtensionOffer, HandshakeError, Headers, accept_key, check_header, header_values,
-    is_header_value, list_elements, parse_extensions, trim_ows, write_header,
+    BuildError, ExtensionOffer, HandshakeError, Headers, Span, accept_key, check_header,
+    header_values, is_header_value, parse_extensions, trim_ows, write_header,
 };
 
 /// A client's opening handshake request that passed RFC 6455 §4.2.1 validation.
 ///
 /// Owned, built once per handshake, so the application can inspect it while deciding to
 /// [`Accept`] or reject.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Request {
-    method: String,
-    target: String,
-    /// `target[path.0..path.1]` is the path; empty means `/` (absolute-form without a path).
+    /// The headers, and after them in the same buffer the method and target (and for
+    /// HTTP/2 the `:authority`): the text fields below are spans of it, checked to be UTF-8.
+    head: Headers,
+    method: Span,
+    target: Span,
+    /// Of the target: the path (empty means `/`: absolute-form without a path), and where
+    /// the query starts, just past the `?`.
     path: (usize, usize),
-    /// Where the query starts in `target`, just past the `?`.
     query: Option<usize>,
-    host: String,
-    origin: Option<String>,
-    key: String,
+    host: Span,
+    origin: Option<Span>,
+    /// Empty for HTTP/2.
+    key: Span,
     subprotocols: Vec<String>,
     extensions: Vec<ExtensionOffer>,
-    headers: Headers,
 }
+
+impl fmt::Debug for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Request")
+            .field("method", &self.method())
+            .field("target", &self.target())
+            .field("host", &self.host())
+            .field("origin", &self.origin())
+            .field("key", &self.key())
+            .field("subprotocols", &self.subprotocols)
+            .field("extensions", &self.extensions)
+            .field("headers", &self.head)
+            .finish()
+    }
+}
+
+/// Equal when what the accessors show is: where the text sits in the buffer does not count.
+impl PartialEq for Request {
+    fn eq(&self, other: &Self) -> bool {
+        self.method() == other.method()
+            && self.target() == other.target()
+            && self.path() == other.path()
+            && self.query() == other.query()
+            && self.host() == other.host()
+            && self.origin() == other.origin()
+            && self.key() == other.key()
+            && self.subprotocols == other.subprotocols
+            && self.extensions == other.extensions
+            && self.headers().eq(other.headers())
+    }
+}
+
+impl Eq for Request {}
 
 impl Request {
     /// The request method: `GET` once validated, or `CONNECT` for HTTP/2 (RFC 8441 §4).
     #[must_use]
     pub fn method(&self) -> &str {
-        &self.method
+        self.head.text(self.method)
     }
 
     /// The request target exactly as sent: `/path?query`, or an absolute URI.
     #[must_use]
     pub fn target(&self) -> &str {
-        &self.target
+        self.head.text(self.target)
     }
 
     /// The path of the target, without the query; `/` if an absolute URI had none.
     #[must_use]
     pub fn path(&self) -> &str {
-        match &self.target[self.path.0..self.path.1] {
-            "" => "/",
-            path => path,
+        match self.target().get(self.path.0..self.path.1) {
+            Some("") | None => "/",
+            Some(path) => path,
         }
     }
 
     /// The query of the target, without the `?`, if there was one.
     #[must_use]
     pub fn query(&self) -> Option<&str> {
-        self.query.map(|start| &self.target[start..])
+        self.query.and_then(|start| self.target().get(start..))
     }
 
     /// The `Host` header value, trimmed (RFC 6455 §4.2.1 item 2).
     #[must_use]
     pub fn host(&self) -> &str {
-        &self.host
+        self.head.text(self.host)
     }
 
     /// The `Origin` header value, trimmed, if sent (RFC 6455 §4.2.1 item 7).
@@ -72,7 +109,7 @@ impl Request {
     /// Browsers always send it; the server checks it to refuse cross-origin pages (§10.2).
     #[must_use]
     pub fn origin(&self) -> Option<&str> {
-        self.origin.as_deref()
+        self.origin.map(|origin| self.head.text(origin))
     }
 
     /// The `Sec-WebSocket-Key` value, trimmed; it decodes to 16 bytes (RFC 6455 §4.2.1 item 5).
@@ -80,7 +117,7 @@ impl Request {
     /// Empty for an HTTP/2 extended CONNECT, which has no key (RFC 8441 §5).
     #[must_use]
     pub fn key(&self) -> &str {
-        &self.key
+        self.head.text(self.key)
     }
 
     /// The subprotocols offered, in order of preference, from every `Sec-WebSocket-Protocol`
@@ -99,13 +136,13 @@ impl Request {
 
     /// Every header in the order sent: name as sent, raw value.
     pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        self.headers.iter()
+        self.head.iter()
     }
 
     /// The value of the first header called `name` (ASCII case-insensitive).
     #[must_use]
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        header_values(&self.headers, name).next()
+        header_values(&self.head, name).next()
     }
 }
 
@@ -178,7 +215,7 @@ pub(crate) fn parse_request(head: &[u8], max_headers: usize) -> Result<Request, 
             HttpVersion::Older
         },
         target,
-        headers: Headers::from_httparse(parsed.headers),
+        headers: Headers::from_httparse(head, parsed.headers, method.len() + target.len()),
         authority: None,
         protocol: None,
     })
@@ -239,6 +276,7 @@ pub(crate) fn validate(head: RequestHead<'_>) -> Result<Request, HandshakeError>
         authority,
         protocol,
     } = head;
+    let mut headers = headers;
     let extended_connect = version == HttpVersion::Http2OrLater;
 
     if extended_connect {
@@ -261,70 +299,83 @@ pub(crate) fn validate(head: RequestHead<'_>) -> Result<Request, HandshakeError>
         }
     }
     let (path, query) = split_target(target).ok_or(HandshakeError::InvalidRequestTarget)?;
+    let found = Found::new(&headers);
 
     // RFC 6455 §4.2.1 item 2: a Host header field; RFC 7230 §5.4: exactly one. RFC 8441 §4
     // (with RFC 9113 §8.3.1): HTTP/2 carries it as `:authority`.
-    let host = authority
-        .map(str::as_bytes)
-        .or_else(|| single_value(&headers, "Host"))
-        .and_then(utf8)
-        .filter(|h| !h.is_empty())
+    let host = match authority {
+        Some(authority) => Some(authority.as_bytes()),
+        None => found.only(Known::Host).ok().flatten(),
+    };
+    let host = host
+        .filter(|h| !h.is_empty() && core::str::from_utf8(h).is_ok())
         .ok_or(HandshakeError::MissingHost)?;
+    let host = if authority.is_some() {
+        None
+    } else {
+        Some(headers.span_of(host))
+    };
 
     if !extended_connect {
         // RFC 6455 §4.2.1 items 3 and 4: Upgrade includes "websocket", Connection includes
         // "Upgrade", both case-insensitive.
-        if !super::has_token(&headers, "Upgrade", "websocket") {
+        if !found.has_token(Known::Upgrade, "websocket") {
             return Err(HandshakeError::MissingUpgrade);
         }
-        if !super::has_token(&headers, "Connection", "upgrade") {
+        if !found.has_token(Known::Connection, "upgrade") {
             return Err(HandshakeError::MissingConnectionUpgrade);
         }
     }
 
     // RFC 6455 §4.2.1 item 6: Sec-WebSocket-Version MUST be 13; RFC 8441 §5 keeps it.
-    if single_value(&headers, "Sec-WebSocket-Version") != Some(b"13".as_slice()) {
+    if found.only(Known::Version) != Ok(Some(b"13".as_slice())) {
         return Err(HandshakeError::UnsupportedVersion);
     }
 
     // RFC 6455 §4.2.1 item 5: a base64-encoded 16-byte nonce; §11.3.1: at most once.
     // RFC 8441 §5: HTTP/2 has no key (nor Sec-WebSocket-Accept); one sent is ignored.
     let key = if extended_connect {
-        String::new()
+        (0, 0)
     } else {
-        match header_values(&headers, "Sec-WebSocket-Key").count() {
-            0 => return Err(HandshakeError::MissingKey),
-            1 => single_value(&headers, "Sec-WebSocket-Key")
-                .filter(|key| STANDARD.decode(key).is_ok_and(|nonce| nonce.len() == 16))
-                .and_then(utf8)
-                .ok_or(HandshakeError::InvalidKey)?,
+        match found.only(Known::Key) {
+            Ok(None) => return Err(HandshakeError::MissingKey),
+            Ok(Some(key)) if is_nonce(key) => headers.span_of(key),
             _ => return Err(HandshakeError::InvalidKey),
         }
     };
 
     // RFC 6455 §4.2.1 item 7 and RFC 6454 §7.3: one ASCII origin. Two or a garbled one would
     // let a page slip past the application's origin check, so refuse rather than guess.
-    let origin = match header_values(&headers, "Origin").count() {
-        0 => None,
-        1 => Some(
-            single_value(&headers, "Origin")
-                .and_then(utf8)
-                .ok_or_else(|| malformed("invalid Origin header"))?,
-        ),
-        _ => return Err(malformed("more than one Origin header")),
+    let origin = match found.only(Known::Origin) {
+        Ok(None) => None,
+        Ok(Some(origin)) if core::str::from_utf8(origin).is_ok() => Some(headers.span_of(origin)),
+        Ok(Some(_)) => return Err(malformed("invalid Origin header")),
+        Err(Repeated) => return Err(malformed("more than one Origin header")),
     };
 
     // RFC 6455 §4.2.1 item 8: a comma list of subprotocols, possibly over several headers.
-    let subprotocols = list_elements(&headers, "Sec-WebSocket-Protocol")
-        .map(|p| utf8(p).ok_or_else(|| malformed("invalid Sec-WebSocket-Protocol header")))
+    let subprotocols = found
+        .list_elements(Known::Protocol)
+        .map(|p| {
+            core::str::from_utf8(p)
+                .map(String::from)
+                .map_err(|_| malformed("invalid Sec-WebSocket-Protocol header"))
+        })
         .collect::<Result<Vec<_>, _>>()?;
 
     // RFC 6455 §4.2.1 item 9 and §9.1.
-    let extensions = parse_extensions(header_values(&headers, "Sec-WebSocket-Extensions"))?;
+    let extensions = parse_extensions(found.values(Known::Extensions))?;
 
+    let host = match host {
+        Some(host) => host,
+        None => headers.push_text(authority.unwrap_or_default()),
+    };
+    let method = headers.push_text(method);
+    let target = headers.push_text(target);
     Ok(Request {
-        method: method.into(),
-        target: target.into(),
+        head: headers,
+        method,
+        target,
         path,
         query,
         host,
@@ -332,7 +383,6 @@ pub(crate) fn validate(head: RequestHead<'_>) -> Result<Request, HandshakeError>
         key,
         subprotocols,
         extensions,
-        headers,
     })
 }
 
@@ -363,17 +413,124 @@ fn split_target(target: &str) -> Option<((usize, usize), Option<usize>)> {
     Some(((path_start, path_end), query_mark.map(|q| q + 1)))
 }
 
-/// The trimmed value of the only header called `name`; `None` if absent or repeated.
-fn single_value<'a>(headers: &'a Headers, name: &'a str) -> Option<&'a [u8]> {
-    let mut values = header_values(headers, name);
-    match (values.next(), values.next()) {
-        (Some(value), None) => Some(trim_ows(value)),
-        _ => None,
+/// A header that may appear once came more than once.
+#[derive(Debug, PartialEq, Eq)]
+struct Repeated;
+
+/// The request headers the handshake reads.
+#[derive(Debug, Clone, Copy)]
+enum Known {
+    Host,
+    Upgrade,
+    Connection,
+    Version,
+    Key,
+    Origin,
+    Protocol,
+    Extensions,
+}
+
+impl Known {
+    const ALL: [Self; 8] = [
+        Self::Host,
+        Self::Upgrade,
+        Self::Connection,
+        Self::Version,
+        Self::Key,
+        Self::Origin,
+        Self::Protocol,
+        Self::Extensions,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Host => "Host",
+            Self::Upgrade => "Upgrade",
+            Self::Connection => "Connection",
+            Self::Version => "Sec-WebSocket-Version",
+            Self::Key => "Sec-WebSocket-Key",
+            Self::Origin => "Origin",
+            Self::Protocol => "Sec-WebSocket-Protocol",
+            Self::Extensions => "Sec-WebSocket-Extensions",
+        }
+    }
+
+    /// Which of them `name` is (ASCII case-insensitive). The lengths all differ.
+    fn of(name: &[u8]) -> Option<Self> {
+        let known = match name.len() {
+            4 => Self::Host,
+            6 => Self::Origin,
+            7 => Self::Upgrade,
+            10 => Self::Connection,
+            17 => Self::Key,
+            21 => Self::Version,
+            22 => Self::Protocol,
+            24 => Self::Extensions,
+            _ => return None,
+        };
+        name.eq_ignore_ascii_case(known.name().as_bytes())
+            .then_some(known)
     }
 }
 
-fn utf8(bytes: &[u8]) -> Option<String> {
-    core::str::from_utf8(bytes).ok().map(String::from)
+/// The [`Known`] headers of a request, found in one pass over its fields rather than one
+/// pass per name (the lookups were a sixth of a handshake).
+struct Found<'a> {
+    headers: &'a Headers,
+    /// Per [`Known`] header, its first value and how many times it came (at most 2 counted).
+    first: [(Option<&'a [u8]>, u8); Known::ALL.len()],
+}
+
+impl<'a> Found<'a> {
+    fn new(headers: &'a Headers) -> Self {
+        let mut first = [(None, 0); Known::ALL.len()];
+        for (name, value) in headers.fields() {
+            if let Some(known) = Known::of(name) {
+                let (first, count) = &mut first[known as usize];
+                first.get_or_insert(value);
+                *count = (*count + 1).min(2);
+            }
+        }
+        Self { headers, first }
+    }
+
+    /// The trimmed value of the only header `known`, or `None` if there is none.
+    fn only(&self, known: Known) -> Result<Option<&'a [u8]>, Repeated> {
+        match self.first[known as usize] {
+            (_, 2) => Err(Repeated),
+            (value, _) => Ok(value.map(trim_ows)),
+        }
+    }
+
+    /// Every value of header `known`, in order.
+    fn values(&self, known: Known) -> impl Iterator<Item = &'a [u8]> + use<'a> {
+        let (first, count) = self.first[known as usize];
+        // Found once (or never): that value; else every one, in order.
+        let once = first.filter(|_| count == 1);
+        let all = (count > 1).then(|| header_values(self.headers, known.name()));
+        once.into_iter().chain(all.into_iter().flatten())
+    }
+
+    /// [`list_elements`] of header `known`.
+    fn list_elements(&self, known: Known) -> impl Iterator<Item = &'a [u8]> + use<'a> {
+        self.values(known)
+            .flat_map(|v| v.split(|&b| b == b','))
+            .map(trim_ows)
+            .filter(|e| !e.is_empty())
+    }
+
+    /// Whether header `known` lists `token` (ASCII case-insensitive).
+    fn has_token(&self, known: Known, token: &str) -> bool {
+        self.list_elements(known)
+            .any(|e| e.eq_ignore_ascii_case(token.as_bytes()))
+    }
+}
+
+/// RFC 6455 §4.2.1 item 5: the base64 encoding of 16 bytes, which is 24 characters. Decoded
+/// on the stack, into the 18 bytes the decoder asks of 24 characters.
+fn is_nonce(key: &[u8]) -> bool {
+    let mut nonce = [0; 18];
+    key.len() == 24 && STANDARD.decode_slice(key, &mut nonce) == Ok(16)
 }
 
 /// The application's answer accepting a handshake: a subprotocol and extra headers.
@@ -461,7 +618,7 @@ pub(crate) fn accept_headers<'a>(
     extended_connect: bool,
 ) -> Vec<(&'a str, Cow<'a, str>)> {
     debug_assert_eq!(accept.check(request), Ok(()));
-    let mut headers = Vec::new();
+    let mut headers = Vec::with_capacity(5 + accept.headers.len());
     if !extended_connect {
         headers.push(("Upgrade", Cow::Borrowed("websocket")));
         headers.push(("Connection", Cow::Borrowed("Upgrade")));
@@ -493,8 +650,16 @@ pub(crate) fn write_accept(
     accept: &Accept,
     extensions_header: Option<&str>,
 ) {
-    out.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\n");
-    for (name, value) in accept_headers(request, accept, extensions_header, false) {
+    const STATUS_LINE: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\n";
+    let headers = accept_headers(request, accept, extensions_header, false);
+    // Grown once: a line at a time it took four reallocations.
+    let lines: usize = headers
+        .iter()
+        .map(|(name, value)| name.len() + ": ".len() + value.len() + "\r\n".len())
+        .sum();
+    out.reserve(STATUS_LINE.len() + lines + "\r\n".len());
+    out.extend_from_slice(STATUS_LINE);
+    for (name, value) in headers {
         write_header(out, name, value.as_bytes());
     }
     out.extend_from_slice(b"\r\n");
@@ -728,6 +893,57 @@ mod tests {
         assert_eq!(request.header("Cookie"), None);
     }
 
+    /// The text fields are spans of the one copied header block: values come out trimmed
+    /// of the whitespace around them, and the method and target, stored after the headers,
+    /// come out whole. A request with the same content built field by field (as the `http`
+    /// path builds it) is equal, though its buffer is laid out differently.
+    #[test]
+    fn sec_4_2_1_fields_are_spans_of_one_copy() {
+        let head = b"GET http://server.example.com/chat?room=1 HTTP/1.1\r\n\
+            Host: \t server.example.com \r\n\
+            Upgrade: websocket\r\n\
+            Connection: keep-alive, Upgrade\r\n\
+            Sec-WebSocket-Key:  dGhlIHNhbXBsZSBub25jZQ==\t\r\n\
+            Origin: http://example.com  \r\n\
+            Sec-WebSocket-Version: 13\r\n\r\n";
+        let request = parse_request(head, 16).unwrap();
+        assert_eq!(request.method(), "GET");
+        assert_eq!(request.target(), "http://server.example.com/chat?room=1");
+        assert_eq!(request.path(), "/chat");
+        assert_eq!(request.query(), Some("room=1"));
+        assert_eq!(request.host(), "server.example.com");
+        assert_eq!(request.origin(), Some("http://example.com"));
+        assert_eq!(request.key(), "dGhlIHNhbXBsZSBub25jZQ==");
+        assert_eq!(
+            request.headers().nth(3),
+            Some(("Sec-WebSocket-Key", b"dGhlIHNhbXBsZSBub25jZQ==".as_slice()))
+        );
+
+        let fields: Headers = request.headers().collect();
+        let rebuilt = validate(RequestHead {
+            method: "GET",
+            version: HttpVersion::Http11,
+            target: "http://server.example.com/chat?room=1",
+            headers: fields,
+            authority: None,
+            protocol: None,
+        })
+        .unwrap();
+        assert_eq!(rebuilt, request);
+        assert_ne!(rebuilt.head, request.head, "laid out differently");
+    }
+
+    /// RFC 6455 §4.2.1 item 5: 16 bytes in base64, which is 24 characters with `==`.
+    #[test]
+    fn sec_4_2_1_key_is_16_bytes_of_base64() {
+        assert!(is_nonce(b"dGhlIHNhbXBsZSBub25jZQ=="));
+        assert!(!is_nonce(b"dGhlIHNhbXBsZSBub25jZQ")); // padding left off
+        assert!(!is_nonce(b"dGhlIHNhbXBsZSBub25jZSE=")); // 17 bytes
+        assert!(!is_nonce(b"dGhlIHNhbXBsZSBub25jZSEhISE=")); // 20 bytes
+        assert!(!is_nonce(b"dGhlIHNhbXBsZSBub25j!Q==")); // not base64
+        assert!(!is_nonce(b""));
+    }
+
     #[test]
     fn sec_1_2_example_response_written() {
         let request = parse_request(SEC_1_2_REQUEST, 16).unwrap();
@@ -841,7 +1057,8 @@ mod tests {
     fn sec_4_2_1_lenient_where_http_allows() {
         let head = "GET / HTTP/1.1\r\n\
             host: h\r\n\
-            upgrade: WebSocket\r\n\
+            upgrade: h2c\r\n\
+            UPGRADE: WebSocket\r\n\
             connection: keep-alive\r\n\
             CONNECTION: Upgrade\r\n\
             sec-websocket-key:  dGhlIHNhbXBsZSBub25jZQ== \r\n\

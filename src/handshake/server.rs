@@ -27,8 +27,8 @@ pub struct Request {
     target: Span,
     /// Of the target: the path (empty means `/`: absolute-form without a path), and where
     /// the query starts, just past the `?`.
-    path: (usize, usize),
-    query: Option<usize>,
+    path: Span,
+    query: Option<u32>,
     host: Span,
     origin: Option<Span>,
     /// Empty for HTTP/2.
@@ -86,7 +86,7 @@ impl Request {
     /// The path of the target, without the query; `/` if an absolute URI had none.
     #[must_use]
     pub fn path(&self) -> &str {
-        match self.target().get(self.path.0..self.path.1) {
+        match self.target().get(self.path.range()) {
             Some("") | None => "/",
             Some(path) => path,
         }
@@ -95,7 +95,8 @@ impl Request {
     /// The query of the target, without the `?`, if there was one.
     #[must_use]
     pub fn query(&self) -> Option<&str> {
-        self.query.and_then(|start| self.target().get(start..))
+        self.query
+            .and_then(|start| self.target().get(start as usize..))
     }
 
     /// The `Host` header value, trimmed (RFC 6455 §4.2.1 item 2).
@@ -335,7 +336,7 @@ pub(crate) fn validate(head: RequestHead<'_>) -> Result<Request, HandshakeError>
     // RFC 6455 §4.2.1 item 5: a base64-encoded 16-byte nonce; §11.3.1: at most once.
     // RFC 8441 §5: HTTP/2 has no key (nor Sec-WebSocket-Accept); one sent is ignored.
     let key = if extended_connect {
-        (0, 0)
+        Span::default()
     } else {
         match found.only(Known::Key) {
             Ok(None) => return Err(HandshakeError::MissingKey),
@@ -390,7 +391,7 @@ pub(crate) fn validate(head: RequestHead<'_>) -> Result<Request, HandshakeError>
 ///
 /// RFC 6455 §4.2.1 item 1 and §3: the target is a resource name (`/path?query`) or an absolute
 /// http(s) URI holding one (ws(s) is accepted too); fragments are not allowed.
-fn split_target(target: &str) -> Option<((usize, usize), Option<usize>)> {
+fn split_target(target: &str) -> Option<(Span, Option<u32>)> {
     if target.contains('#') {
         return None;
     }
@@ -410,7 +411,11 @@ fn split_target(target: &str) -> Option<((usize, usize), Option<usize>)> {
     };
     let query_mark = target[path_start..].find('?').map(|i| path_start + i);
     let path_end = query_mark.unwrap_or(target.len());
-    Some(((path_start, path_end), query_mark.map(|q| q + 1)))
+    let query = match query_mark {
+        Some(mark) => Some(u32::try_from(mark + 1).ok()?),
+        None => None,
+    };
+    Some((Span::new(path_start, path_end), query))
 }
 
 /// A header that may appear once came more than once.

@@ -204,15 +204,20 @@ async fn write_lent<W: AsyncWrite + Unpin>(
     if !writer.is_write_vectored() {
         return Ok(());
     }
-    while let Some(slices) = lent_write(sender) {
-        match poll_fn(|cx| Pin::new(&mut *writer).poll_write_vectored(cx, &slices)).await {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => sender.consume_output(n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+    // The slices are made afresh at each poll rather than kept across the wait: the future
+    // is then only its two references, and a handler's receive future smaller by them.
+    poll_fn(|cx| {
+        while let Some(slices) = lent_write(sender) {
+            match ready!(Pin::new(&mut *writer).poll_write_vectored(cx, &slices)) {
+                Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Ok(n) => sender.consume_output(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
         }
-    }
-    Ok(())
+        Poll::Ready(Ok(()))
+    })
+    .await
 }
 
 /// Writes what `sender` lent for as long as the stream takes it without waiting.
@@ -548,32 +553,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
         let mut f = Some(f);
         loop {
             self.sent_close |= self.conn.state() == ConnectionState::Closing;
-            let next = match self.conn.next_event_with_sender() {
-                Ok(Some((event, mut sender))) => {
-                    PeerClose::note(&mut self.peer_close, &event);
-                    let f = f.take().expect("the loop returns after the first event");
-                    let result = f(event, &mut sender);
-                    let written = write_lent(&mut self.stream, &mut sender).await;
-                    Ok(Some((result, written)))
-                }
-                Ok(None) => Ok(None),
-                Err(e) => Err(e),
+            let (event, mut sender) = match self.conn.next_event_with_sender() {
+                Ok(Some(next)) => next,
+                // Taken whole, so that nothing of the connection stays borrowed, nor kept in
+                // this future, while waiting.
+                other => match other.err() {
+                    None if self.shut => return Ok(None),
+                    None => {
+                        self.fill().await?;
+                        continue;
+                    }
+                    // Boxed: the failure's wait, with the error kept, would otherwise set
+                    // the size of this future, which a handler holds while its connection
+                    // idles.
+                    Some(e) => return Err(Box::pin(self.failed(e.into())).await),
+                },
             };
-            match next {
-                Ok(Some((result, written))) => {
-                    let flushed = match write_outcome(&self.conn, &mut self.shut, written) {
-                        Ok(()) => self.flush().await,
-                        Err(e) => Err(e.into()),
-                    };
-                    let reply = result?;
-                    flushed?;
-                    return Ok(Some(reply));
-                }
-                Ok(None) if self.shut => return Ok(None),
-                Ok(None) => {}
-                Err(e) => return Err(self.failed(e.into()).await),
-            }
-            self.fill().await?;
+            PeerClose::note(&mut self.peer_close, &event);
+            let f = f.take().expect("the loop returns after the first event");
+            let result = f(event, &mut sender);
+            let written = write_lent(&mut self.stream, &mut sender).await;
+            drop(sender);
+            let flushed = match write_outcome(&self.conn, &mut self.shut, written) {
+                Ok(()) => self.flush().await,
+                Err(e) => Err(e.into()),
+            };
+            let reply = result?;
+            flushed?;
+            return Ok(Some(reply));
         }
     }
 

@@ -25,7 +25,7 @@ use core::future::{Future, pending, poll_fn};
 use core::ops::{Deref, DerefMut};
 use core::pin::{Pin, pin};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use core::task::Poll;
+use core::task::{Context, Poll, Waker};
 use core::time::Duration;
 use std::boxed::Box;
 use std::collections::HashMap;
@@ -68,29 +68,51 @@ struct GoingAway {
     reason: Arc<str>,
 }
 
-/// One open connection's shutdown signal.
+/// One open connection's shutdown signal: a flag, and the waker of the one task that waits
+/// for it (the connection's opening, then its handler).
+///
+/// A waker slot rather than a `Notify`: waiting then takes no future of its own, which a
+/// handler holds for as long as its connection idles (a `Notified` is 64 bytes).
 #[derive(Debug, Default)]
 struct Signal {
     raised: AtomicBool,
-    notify: Notify,
+    waiter: Mutex<Option<Waker>>,
 }
 
 impl Signal {
     fn raise(&self) {
         self.raised.store(true, Ordering::Release);
-        // Stores a permit when nobody waits, so a waiter that checked the flag just before
-        // still wakes.
-        self.notify.notify_one();
+        if let Some(waker) = lock(&self.waiter).take() {
+            waker.wake();
+        }
     }
 
     fn is_raised(&self) -> bool {
         self.raised.load(Ordering::Acquire)
     }
 
-    async fn raised(&self) {
-        while !self.is_raised() {
-            self.notify.notified().await;
+    /// Ready once raised; until then `cx`'s task is the one woken (replacing the last).
+    fn poll_raised(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.is_raised() {
+            return Poll::Ready(());
         }
+        {
+            let mut waiter = lock(&self.waiter);
+            if !waiter.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *waiter = Some(cx.waker().clone());
+            }
+        }
+        // Raised between the first look and the waker's storing: `raise` may have found
+        // the slot empty.
+        if self.is_raised() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
+    fn raised(&self) -> impl Future<Output = ()> + '_ {
+        poll_fn(|cx| self.poll_raised(cx))
     }
 }
 
@@ -880,7 +902,7 @@ async fn read_head<S: AsyncRead + Unpin>(stream: &mut S, max: usize) -> io::Resu
 /// # How shutdown reaches the connections
 ///
 /// The handler owns its connection, so the server cannot write to it. Instead each connection
-/// has a shutdown signal (a flag and a `Notify`), registered with the server while the
+/// has a shutdown signal (a flag and a waker), registered with the server while the
 /// connection is open. The handler receives a [`ServerStream`], a [`WebSocketStream`] whose
 /// receive methods (`recv`, `recv_with`, `recv_with_sender`, and `recv` on the reader half
 /// after `split`) also wait for that signal: when it is raised they send the Close frame
@@ -1004,7 +1026,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ServerStream<S> {
         let mut f = Some(f);
         let called = AtomicBool::new(false);
         loop {
-            self.close_if_shutting_down().await?;
+            if !self.closing && self.registered.signal.is_raised() {
+                // Boxed: the Close's wait would otherwise add to the size of this future,
+                // which a handler holds for as long as its connection idles.
+                Box::pin(self.close_if_shutting_down()).await?;
+            }
             // Called only by the pass that returns: shutdown interrupts a pass only before
             // `f` runs.
             // Pinned where it is made: moved into a pin it would take its size twice in
@@ -1016,10 +1042,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ServerStream<S> {
             if self.closing {
                 return recv.await;
             }
-            let shutdown = self.registered.signal.raised();
-            let mut shutdown = pin!(shutdown);
+            let signal = &self.registered.signal;
             let r = poll_fn(|cx| {
-                if !called.load(Ordering::Relaxed) && shutdown.as_mut().poll(cx).is_ready() {
+                if !called.load(Ordering::Relaxed) && signal.poll_raised(cx).is_ready() {
                     return Poll::Ready(None);
                 }
                 recv.as_mut().poll(cx).map(Some)

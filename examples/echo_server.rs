@@ -83,7 +83,7 @@ async fn main() -> std::io::Result<()> {
 
 /// One connection: echo until it closes. Written as a function returning an `async move`
 /// block rather than an `async fn`, whose argument would be stored twice in the future the
-/// task holds while the connection idles (776 bytes more per connection).
+/// task holds while the connection idles (688 bytes more per connection: 1,712 against 1,024).
 #[expect(
     clippy::manual_async_fn,
     reason = "an async fn stores its argument twice"

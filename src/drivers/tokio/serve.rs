@@ -627,9 +627,9 @@ impl Server {
     /// handshake, then `handler`, in a task per connection. Returns once the shutdown is
     /// done (see [`Server`]).
     ///
-    /// An idle connection costs its handler's future and little else (3.0 KiB in all for
+    /// An idle connection costs its handler's future and little else (2.6 KiB in all for
     /// `examples/echo_server.rs`). A handler written as an `async fn` keeps its
-    /// [`ServerStream`] argument twice in that future (776 bytes more); a function that
+    /// [`ServerStream`] argument twice in that future (688 bytes more); a function that
     /// returns an `async move` block over it keeps it once.
     ///
     /// # Errors

@@ -167,6 +167,15 @@ impl Connection {
     /// [`UsageError::InvalidAnswer`] when the subprotocol was not offered or a header is
     /// invalid. Nothing is sent then, and the request still awaits an answer.
     pub fn accept(&mut self, accept: Accept) -> Result<(), UsageError> {
+        self.accept_taking_request(accept).map(drop)
+    }
+
+    /// [`accept`](Self::accept), handing over the request it answered rather than dropping
+    /// it: a driver that keeps the request beside the connection needs no copy of it.
+    pub(crate) fn accept_taking_request(
+        &mut self,
+        accept: Accept,
+    ) -> Result<Box<handshake::Request>, UsageError> {
         let State::AwaitingAnswer { request, .. } = &self.state else {
             return Err(UsageError::NoRequestToAnswer);
         };
@@ -180,8 +189,13 @@ impl Connection {
         );
         self.apply_negotiated(&negotiated);
         self.subprotocol = accept.selected_subprotocol().map(Into::into);
-        self.transition(State::Open);
-        Ok(())
+        let State::AwaitingAnswer { request, .. } =
+            core::mem::replace(&mut self.state, State::Open)
+        else {
+            unreachable!("checked above");
+        };
+        self.enter_state();
+        Ok(request)
     }
 
     /// Server: refuses the handshake request with an HTTP response of `status` (3xx-5xx),

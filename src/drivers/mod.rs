@@ -198,11 +198,15 @@ impl From<HandshakeError> for Error {
     }
 }
 
-/// Applies a server's answer to the connection awaiting it. A rejection (or an invalid
-/// answer) comes back as the error the driver returns once the response is flushed.
-pub(crate) fn apply_answer(conn: &mut Connection, answer: Answer) -> Result<(), Error> {
+/// Applies a server's answer to the connection awaiting it, and hands over the request it
+/// answered. A rejection (or an invalid answer) comes back as the error the driver returns
+/// once the response is flushed.
+pub(crate) fn apply_answer(
+    conn: &mut Connection,
+    answer: Answer,
+) -> Result<std::boxed::Box<crate::Request>, Error> {
     match answer {
-        Answer::Accept(accept) => Ok(conn.accept(accept)?),
+        Answer::Accept(accept) => Ok(conn.accept_taking_request(accept)?),
         Answer::Reject {
             status,
             headers,

@@ -405,9 +405,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
     /// # Errors
     /// As [`accept_with`](Self::accept_with).
     pub async fn finish_accept(
-        mut self,
+        self,
         decide: impl FnOnce(&Request) -> Answer,
     ) -> Result<Self, Error> {
+        Ok(self.finish_accept_keeping_request(decide).await?.0)
+    }
+
+    /// [`finish_accept`](Self::finish_accept), handing over the request it accepted.
+    pub(crate) async fn finish_accept_keeping_request(
+        mut self,
+        decide: impl FnOnce(&Request) -> Answer,
+    ) -> Result<(Self, Box<Request>), Error> {
         let mut decide = Some(decide);
         loop {
             let answer = match self.conn.next_event() {
@@ -423,11 +431,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
                 }
                 Err(e) => return Err(self.failed(e.into()).await),
             };
-            if let Err(e) = apply_answer(&mut self.conn, answer) {
-                return Err(self.failed(e).await);
-            }
+            let request = match apply_answer(&mut self.conn, answer) {
+                Ok(request) => request,
+                Err(e) => return Err(self.failed(e).await),
+            };
             self.flush().await?;
-            return Ok(self);
+            return Ok((self, request));
         }
     }
 

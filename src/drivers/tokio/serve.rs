@@ -350,7 +350,7 @@ impl Shutdown {
     pub fn watch<S>(&self, ws: WebSocketStream<S>, request: Request) -> ServerStream<S> {
         ServerStream {
             ws,
-            request,
+            request: Box::new(request),
             registered: self.shared.register(),
             closing: false,
         }
@@ -839,20 +839,20 @@ where
 async fn open<S, W, WF, H>(
     ctx: &Ctx<W, H>,
     tcp: TcpStream,
-) -> Result<Option<(WebSocketStream<S>, Request)>, Error>
+) -> Result<Option<(WebSocketStream<S>, Box<Request>)>, Error>
 where
     W: Fn(TcpStream) -> WF,
     WF: Future<Output = io::Result<S>>,
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut stream = (ctx.wrap)(tcp).await?;
-    let mut request = None;
-    let decide = |r: &Request| {
-        request = Some(r.clone());
-        (ctx.decide)(r)
-    };
-    let ws = match &ctx.http {
-        None => WebSocketStream::accept_with(stream, ctx.config.clone(), decide).await?,
+    let decide = |r: &Request| (ctx.decide)(r);
+    let opened = match &ctx.http {
+        None => {
+            WebSocketStream::from_connection(stream, Connection::server(ctx.config.clone()))
+                .finish_accept_keeping_request(decide)
+                .await?
+        }
         Some(route) => {
             let received = read_head(&mut stream, ctx.config.max_head_size).await?;
             // A head too large goes to the handshake too, which answers 431.
@@ -867,13 +867,11 @@ where
             let mut conn = Connection::server(ctx.config.clone());
             conn.receive(&received);
             WebSocketStream::from_connection(stream, conn)
-                .finish_accept(decide)
+                .finish_accept_keeping_request(decide)
                 .await?
         }
     };
-    // The handshake succeeds only after `decide` saw the request.
-    let request = request.ok_or(Error::Closed)?;
-    Ok(Some((ws, request)))
+    Ok(Some(opened))
 }
 
 /// Reads until the blank line that ends an HTTP head or `max` bytes; returns every byte read
@@ -919,7 +917,8 @@ async fn read_head<S: AsyncRead + Unpin>(stream: &mut S, max: usize) -> io::Resu
 #[derive(Debug)]
 pub struct ServerStream<S> {
     ws: WebSocketStream<S>,
-    request: Request,
+    /// Boxed as the connection handed it over, for as long as the connection lasts.
+    request: Box<Request>,
     registered: Registered,
     /// The shutdown Close was sent (or the signal is no longer watched).
     closing: bool,

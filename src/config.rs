@@ -64,7 +64,8 @@ pub struct Config {
     /// message on a busy connection (the 10 x 64 KiB echo bench spent 12% of its time
     /// there); freeing them keeps an idle connection at no heap buffers. The deadline comes
     /// through `poll_timeout`/`handle_timeout`; `Connection::release_buffers` frees them at
-    /// once. `None` frees each buffer as soon as it is empty.
+    /// once. `None` frees each buffer as soon as it is empty. The opening handshake's
+    /// buffers are always freed as soon as they are drained: no second head follows.
     pub buffer_linger: Option<Duration>,
     /// Answer each Ping with a Pong automatically (default `true`, RFC 6455 §5.5.2).
     /// Pings are reported either way.

@@ -39,6 +39,9 @@ pub(crate) struct Writer {
     open: bool,
     /// Free the output's memory once it is written (no `Config::buffer_linger`).
     release_when_empty: bool,
+    /// The output holds the opening handshake's last head: free it once written, whatever
+    /// `Config::buffer_linger` says (see [`handshake_done`](Self::handshake_done)).
+    release_once_written: bool,
     /// `Config::output_high_water`, capped at 4 GiB (as `u32` it packs beside the flags:
     /// every connection holds one).
     high_water: Option<u32>,
@@ -56,6 +59,7 @@ impl Writer {
             sending: None,
             open: false,
             release_when_empty,
+            release_once_written: false,
             high_water: high_water.map(|mark| u32::try_from(mark).unwrap_or(u32::MAX)),
         }
     }
@@ -298,8 +302,18 @@ impl Writer {
     /// not linger.
     #[inline]
     pub(crate) fn after_consume(&mut self) {
-        if self.release_when_empty {
+        if self.release_when_empty || self.release_once_written {
+            self.release_once_written &= !self.out.pending().is_empty();
             self.out.release_if_empty();
         }
+    }
+
+    /// The opening handshake is over: the output that carried its heads is freed as soon
+    /// as it is written, rather than kept `Config::buffer_linger` for a next head that will
+    /// not come. Most connections idle right after opening, and a fleet of them would
+    /// otherwise hold that memory for the linger, then leave it as holes between what stays.
+    pub(crate) fn handshake_done(&mut self) {
+        self.release_once_written = true;
+        self.after_consume();
     }
 }

@@ -2,7 +2,7 @@
 mod common;
 use common::*;
 use std::time::Duration;
-use wsproto::{Config, Connection};
+use wsproto::{Accept, ClientRequest, Config, Connection};
 
 #[test]
 fn emptied_buffers_are_freed_at_once_without_linger() {
@@ -63,6 +63,72 @@ fn emptied_buffers_are_kept_for_the_next_message_until_the_linger_ends() {
     p.client.release_buffers();
     assert_eq!(p.client.heap_size(), 0);
     assert_eq!(p.client.poll_timeout(), None);
+}
+
+/// The opening handshake's buffers do not linger: the server's receive buffer goes when it
+/// accepts (the request head was all it held), its output once the 101 is written, and the
+/// client's once the 101 is read, though both keep emptied buffers for a second otherwise.
+#[test]
+fn the_handshake_s_buffers_are_freed_as_soon_as_drained() {
+    let request = ClientRequest::new("ws://example.com/chat").unwrap();
+    let mut client = Connection::client(request, lingering_config(), counting_entropy());
+    let mut server = Connection::server(lingering_config());
+    let head = take_output(&mut client);
+    assert!(matches!(
+        feed(&mut server, &head).as_slice(),
+        [Ev::Request(_)]
+    ));
+    assert!(server.heap_size() >= head.len(), "the request head is held");
+    server.accept(Accept::new()).unwrap();
+    let reply = server.pending_output().to_vec();
+    assert!(reply.starts_with(b"HTTP/1.1 101 "));
+    assert_eq!(
+        server.heap_size(),
+        reply.len(),
+        "the receive buffer freed at accept: only the 101 (reserved exactly) is held"
+    );
+    let taken = take_output(&mut server);
+    assert_eq!(taken, reply);
+    assert_eq!(server.heap_size(), 0, "receive buffer and output freed");
+    assert!(matches!(
+        feed(&mut client, &reply).as_slice(),
+        [Ev::Accepted(_)]
+    ));
+    assert_eq!(
+        client.heap_size(),
+        0,
+        "the request's output and the 101's buffer freed"
+    );
+    assert_eq!(
+        server.poll_timeout(),
+        None,
+        "nothing kept to be freed later"
+    );
+
+    // A message afterwards is kept for the linger as before.
+    let big = vec![7u8; 10_000];
+    client.send_binary(&big).unwrap();
+    let frames = take_output(&mut client);
+    assert!(client.heap_size() >= frames.len(), "output kept");
+    assert_eq!(feed(&mut server, &frames), [Ev::Binary(big)]);
+    assert_eq!(drain(&mut server), []);
+    assert!(server.heap_size() >= frames.len(), "receive buffer kept");
+}
+
+/// Frames that came behind the request head stay: only a drained buffer is freed.
+#[test]
+fn frames_behind_the_request_head_are_kept_at_accept() {
+    let request = ClientRequest::new("ws://example.com/chat").unwrap();
+    let mut client = Connection::client(request, lingering_config(), counting_entropy());
+    let mut server = Connection::server(lingering_config());
+    let mut bytes = take_output(&mut client);
+    bytes.extend(masked_binary(b"early"));
+    assert!(matches!(
+        feed(&mut server, &bytes).as_slice(),
+        [Ev::Request(_)]
+    ));
+    server.accept(Accept::new()).unwrap();
+    assert_eq!(drain(&mut server), [Ev::Binary(b"early".to_vec())]);
 }
 
 #[test]

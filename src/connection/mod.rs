@@ -287,6 +287,11 @@ impl Connection {
             State::Open => {
                 self.timers.set(Timer::Handshake, None);
                 self.writer.open();
+                // The handshake's buffers go as soon as they are drained (the receive
+                // buffer now, unless frames came behind the head; the output once the 101
+                // or the request is written), whatever `Config::buffer_linger` says.
+                self.reader.release_buffers();
+                self.writer.handshake_done();
             }
             State::CloseSent => {
                 self.writer.shut();

@@ -627,7 +627,7 @@ impl Server {
     /// handshake, then `handler`, in a task per connection. Returns once the shutdown is
     /// done (see [`Server`]).
     ///
-    /// An idle connection costs its handler's future and little else (2.6 KiB in all for
+    /// An idle connection costs its handler's future and little else (2.3 KiB in all for
     /// `examples/echo_server.rs`). A handler written as an `async fn` keeps its
     /// [`ServerStream`] argument twice in that future (688 bytes more); a function that
     /// returns an `async move` block over it keeps it once.

@@ -382,7 +382,14 @@ pub(crate) fn list_elements<'a>(
     headers: &'a Headers,
     name: &str,
 ) -> impl Iterator<Item = &'a [u8]> {
-    header_values(headers, name)
+    elements_of(header_values(headers, name))
+}
+
+/// The non-empty, trimmed elements of the comma-separated lists `values`, in order.
+pub(crate) fn elements_of<'a>(
+    values: impl Iterator<Item = &'a [u8]>,
+) -> impl Iterator<Item = &'a [u8]> {
+    values
         .flat_map(|v| v.split(|&b| b == b','))
         .map(trim_ows)
         .filter(|e| !e.is_empty())
@@ -391,7 +398,12 @@ pub(crate) fn list_elements<'a>(
 /// Whether any header called `name` lists `token` (both compared ASCII case-insensitively).
 #[must_use]
 pub(crate) fn has_token(headers: &Headers, name: &str, token: &str) -> bool {
-    list_elements(headers, name).any(|e| e.eq_ignore_ascii_case(token.as_bytes()))
+    lists_token(list_elements(headers, name), token)
+}
+
+/// Whether `elements` hold `token` (ASCII case-insensitive).
+pub(crate) fn lists_token<'a>(mut elements: impl Iterator<Item = &'a [u8]>, token: &str) -> bool {
+    elements.any(|e| e.eq_ignore_ascii_case(token.as_bytes()))
 }
 
 /// Checks an application-supplied header before it is written.

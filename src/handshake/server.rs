@@ -11,7 +11,8 @@ use base64::engine::general_purpose::STANDARD;
 
 use super::{
     BuildError, ExtensionOffer, HandshakeError, Headers, Span, accept_key, check_header,
-    header_values, is_header_value, parse_extensions, trim_ows, write_header,
+    elements_of, header_values, is_header_value, lists_token, parse_extensions, trim_ows,
+    write_header,
 };
 
 /// A client's opening handshake request that passed RFC 6455 §4.2.1 validation.
@@ -311,11 +312,9 @@ pub(crate) fn validate(head: RequestHead<'_>) -> Result<Request, HandshakeError>
     let host = host
         .filter(|h| !h.is_empty() && core::str::from_utf8(h).is_ok())
         .ok_or(HandshakeError::MissingHost)?;
-    let host = if authority.is_some() {
-        None
-    } else {
-        Some(headers.span_of(host))
-    };
+    // A header's span is taken now, before the pushes below may move the buffer; an
+    // `:authority` is pushed with them.
+    let host_header = authority.is_none().then(|| headers.span_of(host));
 
     if !extended_connect {
         // RFC 6455 §4.2.1 items 3 and 4: Upgrade includes "websocket", Connection includes
@@ -367,8 +366,8 @@ pub(crate) fn validate(head: RequestHead<'_>) -> Result<Request, HandshakeError>
     // RFC 6455 §4.2.1 item 9 and §9.1.
     let extensions = parse_extensions(found.values(Known::Extensions))?;
 
-    let host = match host {
-        Some(host) => host,
+    let host = match host_header {
+        Some(span) => span,
         None => headers.push_text(authority.unwrap_or_default()),
     };
     let method = headers.push_text(method);
@@ -518,16 +517,12 @@ impl<'a> Found<'a> {
 
     /// [`list_elements`] of header `known`.
     fn list_elements(&self, known: Known) -> impl Iterator<Item = &'a [u8]> + use<'a> {
-        self.values(known)
-            .flat_map(|v| v.split(|&b| b == b','))
-            .map(trim_ows)
-            .filter(|e| !e.is_empty())
+        elements_of(self.values(known))
     }
 
     /// Whether header `known` lists `token` (ASCII case-insensitive).
     fn has_token(&self, known: Known, token: &str) -> bool {
-        self.list_elements(known)
-            .any(|e| e.eq_ignore_ascii_case(token.as_bytes()))
+        lists_token(self.list_elements(known), token)
     }
 }
 

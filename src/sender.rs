@@ -32,10 +32,6 @@ use crate::writer::Writer;
 /// broken frame on the wire.
 pub struct Sender<'a> {
     writer: &'a mut Writer,
-    /// Whether the connection's state allows a message, decided when the sender was lent:
-    /// nothing the sender does changes it. Room under the high-water mark is checked at each
-    /// send.
-    ready: Result<(), UsageError>,
     /// The unwritten rest of a payload sent by reference: it goes on the wire right after
     /// the output's queued bytes (`writer.out.owed` is its length).
     borrowed: &'a [u8],
@@ -48,7 +44,7 @@ const BORROW_MIN: usize = 1024;
 impl core::fmt::Debug for Sender<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Sender")
-            .field("ready", &self.ready)
+            .field("ready", &self.check_ready().is_ok())
             .finish_non_exhaustive()
     }
 }
@@ -58,7 +54,6 @@ impl<'a> Sender<'a> {
     pub(crate) fn new(writer: &'a mut Writer) -> Self {
         writer.out.assert_not_owed();
         Self {
-            ready: writer.check_message_state(),
             writer,
             borrowed: &[],
         }
@@ -188,11 +183,13 @@ impl<'a> Sender<'a> {
         self.writer.out.owed = self.borrowed.len();
     }
 
-    /// Whether a message may be queued now: the connection's state when the sender was lent,
-    /// and room under the high-water mark (which this sender's own sends use up).
+    /// Whether a message may be queued now: the connection's state (which nothing a sender
+    /// does changes; asked again rather than kept, as a handler's receive future holds the
+    /// sender across the reply's write), and room under the high-water mark (which this
+    /// sender's own sends use up).
     #[inline]
     fn check_ready(&self) -> Result<(), UsageError> {
-        self.ready.clone()?;
+        self.writer.check_message_state()?;
         self.writer.check_room()
     }
 

@@ -42,10 +42,14 @@ pub(crate) struct Writer {
     /// The output holds the opening handshake's last head: free it once written, whatever
     /// `Config::buffer_linger` says (see [`handshake_done`](Self::handshake_done)).
     release_once_written: bool,
-    /// `Config::output_high_water`, capped at 4 GiB (as `u32` it packs beside the flags:
-    /// every connection holds one).
-    high_water: Option<u32>,
+    /// `Config::output_high_water`, capped at 4 GiB, or [`NO_MARK`] (a plain `u32` packs
+    /// beside the flags, where an `Option` would take eight bytes: every connection holds
+    /// one).
+    high_water: u32,
 }
+
+/// `Writer::high_water` when there is no mark.
+const NO_MARK: u32 = u32::MAX;
 
 impl Writer {
     pub(crate) fn new(
@@ -60,25 +64,26 @@ impl Writer {
             open: false,
             release_when_empty,
             release_once_written: false,
-            high_water: high_water.map(|mark| u32::try_from(mark).unwrap_or(u32::MAX)),
+            high_water: high_water.map_or(NO_MARK, |mark| {
+                u32::try_from(mark).map_or(NO_MARK - 1, |mark| mark.min(NO_MARK - 1))
+            }),
         }
     }
 
     /// Whether the output is under the high-water mark.
     #[inline]
     pub(crate) fn has_room(&self) -> bool {
-        self.high_water
-            .is_none_or(|mark| self.out.buffered() < mark as usize)
+        self.high_water == NO_MARK || self.out.buffered() < self.high_water as usize
     }
 
     /// The high-water mark, removed until [`set_high_water`](Self::set_high_water).
     #[cfg(feature = "futures")]
-    pub(crate) fn take_high_water(&mut self) -> Option<u32> {
-        self.high_water.take()
+    pub(crate) fn take_high_water(&mut self) -> u32 {
+        core::mem::replace(&mut self.high_water, NO_MARK)
     }
 
     #[cfg(feature = "futures")]
-    pub(crate) fn set_high_water(&mut self, mark: Option<u32>) {
+    pub(crate) fn set_high_water(&mut self, mark: u32) {
         self.high_water = mark;
     }
 

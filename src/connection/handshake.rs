@@ -115,7 +115,7 @@ impl Connection {
     fn agree_response(&mut self, response: handshake::Response) -> Result<(), HandshakeError> {
         let negotiated = extension::apply_response(&self.config, response.extensions())?;
         self.apply_negotiated(&negotiated);
-        self.subprotocol = response.subprotocol().map(Into::into);
+        self.subprotocol = response.subprotocol().map(|p| Box::new(p.into()));
         self.response = Some(Box::new(response));
         Ok(())
     }
@@ -146,7 +146,7 @@ impl Connection {
     ) -> Self {
         let mut conn = Self::upgraded_server(config);
         conn.apply_negotiated(negotiated);
-        conn.subprotocol = subprotocol.map(Into::into);
+        conn.subprotocol = subprotocol.map(|p| Box::new(p.into()));
         conn
     }
 
@@ -188,7 +188,7 @@ impl Connection {
             extensions.as_deref(),
         );
         self.apply_negotiated(&negotiated);
-        self.subprotocol = accept.selected_subprotocol().map(Into::into);
+        self.subprotocol = accept.selected_subprotocol().map(|p| Box::new(p.into()));
         let State::AwaitingAnswer { request, .. } =
             core::mem::replace(&mut self.state, State::Open)
         else {
@@ -216,9 +216,9 @@ impl Connection {
         }
         handshake::check_rejection(status, headers)?;
         handshake::write_rejection(self.writer.out.raw(), status, headers, body);
-        self.transition(State::Failed(Error::Handshake(HandshakeError::Rejected {
-            status,
-        })));
+        self.transition(State::Failed(Box::new(Error::Handshake(
+            HandshakeError::Rejected { status },
+        ))));
         Ok(())
     }
 }

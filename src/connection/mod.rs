@@ -52,7 +52,7 @@ use crate::prepared::PreparedMessage;
 use crate::sender::Sender;
 use crate::writer::Writer;
 use alloc::boxed::Box;
-use alloc::string::ToString;
+use alloc::string::{String, ToString};
 use alloc::sync::Arc;
 use core::ops::Range;
 use core::time::Duration;
@@ -92,7 +92,9 @@ enum State {
         reason: Box<str>,
         reported: bool,
     },
-    Failed(Error),
+    /// Boxed: the error is the largest thing a state holds, and every connection holds
+    /// its state.
+    Failed(Box<Error>),
 }
 
 impl State {
@@ -191,8 +193,13 @@ pub struct Connection {
     timers: Timers,
     /// The client's view of the 101 response, lent by `Event::Accepted` and dropped after.
     response: Option<Box<Response>>,
-    /// The subprotocol agreed in the handshake.
-    subprotocol: Option<Box<str>>,
+    /// The subprotocol agreed in the handshake. A box of a `String` rather than a `Box<str>`,
+    /// a thin pointer where that is a wide one: every connection holds the slot, few fill it.
+    #[expect(
+        clippy::box_collection,
+        reason = "a thin pointer in every connection, where `String` or `Box<str>` is wider"
+    )]
+    subprotocol: Option<Box<String>>,
     shutdown: bool,
     eof: bool,
 }
@@ -340,7 +347,7 @@ impl Connection {
     /// The subprotocol agreed in the opening handshake, if any (RFC 6455 §1.9).
     #[must_use]
     pub fn subprotocol(&self) -> Option<&str> {
-        self.subprotocol.as_deref()
+        self.subprotocol.as_deref().map(String::as_str)
     }
 
     /// Whether permessage-deflate (RFC 7692) was agreed in the handshake.
@@ -550,7 +557,7 @@ impl Connection {
                     Ok(false) => return Ok(None),
                     Err(e) => return Err(self.fail_with(e.into())),
                 },
-                State::Failed(e) => return Err(e.clone()),
+                State::Failed(e) => return Err((**e).clone()),
                 State::Closed { code, reported, .. } => {
                     if *reported {
                         return Ok(None);
@@ -658,7 +665,7 @@ impl Connection {
             }
             _ => {}
         }
-        self.transition(State::Failed(error.clone()));
+        self.transition(State::Failed(Box::new(error.clone())));
         error
     }
 

@@ -29,10 +29,16 @@ const TIMERS: [Timer; 5] = [
     Timer::Close,
 ];
 
+/// A deadline slot that holds none.
+const UNSET: u64 = u64::MAX;
+
 /// Deadlines, and what the keepalive needs to know between them.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Timers {
-    deadlines: [Option<Duration>; TIMERS.len()],
+    /// Nanoseconds on the driver's clock, `UNSET` for a stopped timer: 8 bytes a deadline
+    /// where an `Option<Duration>` takes 16, and every connection holds five of them. (A
+    /// deadline 584 years out is kept as one a nanosecond earlier.)
+    deadlines: [u64; TIMERS.len()],
     /// Bytes arrived since the keepalive deadline was set. The deadline moves to `interval`
     /// after the next time the connection is told the time, so receiving never has to ask
     /// the driver for the time (no extra `handle_timeout` pass per read). A Ping therefore
@@ -42,13 +48,28 @@ pub(super) struct Timers {
     pub(super) ping_payload: u32,
 }
 
+impl Default for Timers {
+    fn default() -> Self {
+        Self {
+            deadlines: [UNSET; TIMERS.len()],
+            activity: false,
+            ping_payload: 0,
+        }
+    }
+}
+
 impl Timers {
     pub(super) fn get(&self, timer: Timer) -> Option<Duration> {
-        self.deadlines[timer as usize]
+        match self.deadlines[timer as usize] {
+            UNSET => None,
+            nanos => Some(Duration::from_nanos(nanos)),
+        }
     }
 
     pub(super) fn set(&mut self, timer: Timer, deadline: Option<Duration>) {
-        self.deadlines[timer as usize] = deadline;
+        self.deadlines[timer as usize] = deadline.map_or(UNSET, |at| {
+            u64::try_from(at.as_nanos()).map_or(UNSET - 1, |nanos| nanos.min(UNSET - 1))
+        });
     }
 
     pub(super) fn is_set(&self, timer: Timer) -> bool {
@@ -62,7 +83,10 @@ impl Timers {
 
     /// The earliest deadline.
     pub(super) fn next(&self) -> Option<Duration> {
-        self.deadlines.iter().flatten().min().copied()
+        match self.deadlines.iter().min() {
+            Some(&UNSET) | None => None,
+            Some(&nanos) => Some(Duration::from_nanos(nanos)),
+        }
     }
 
     /// The first timer, in handling order, whose deadline is at or before `now`; it is
@@ -93,6 +117,24 @@ mod tests {
         assert_eq!(timers.take_expired(now), Some(Timer::Keepalive));
         assert_eq!(timers.take_expired(now), Some(Timer::Close));
         assert_eq!(timers.take_expired(now), None);
+        assert_eq!(timers.next(), None);
+    }
+
+    #[test]
+    fn deadlines_keep_their_nanoseconds_and_the_farthest_stays_set() {
+        let mut timers = Timers::default();
+        let at = Duration::new(86_400 * 365, 123_456_789);
+        timers.set(Timer::Keepalive, Some(at));
+        assert_eq!(timers.get(Timer::Keepalive), Some(at));
+        assert_eq!(timers.next(), Some(at));
+        timers.set(Timer::Close, Some(Duration::MAX));
+        assert_eq!(
+            timers.get(Timer::Close),
+            Some(Duration::from_nanos(u64::MAX - 1))
+        );
+        timers.set(Timer::Keepalive, None);
+        assert_eq!(timers.next(), Some(Duration::from_nanos(u64::MAX - 1)));
+        assert_eq!(timers.take_expired(Duration::MAX), Some(Timer::Close));
         assert_eq!(timers.next(), None);
     }
 }

@@ -35,6 +35,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use core::fmt;
 use sha1::{Digest as _, Sha1};
 
 /// RFC 6455 §1.3: the GUID appended to `Sec-WebSocket-Key` before hashing.
@@ -219,15 +220,31 @@ pub(crate) fn is_header_value(value: &str) -> bool {
 
 /// A received header list: names as sent, values as raw bytes, in order.
 ///
-/// Every name and value sits in one buffer, so that a browser's dozen headers cost two
-/// allocations rather than two each (allocation was a third of a server handshake). The
-/// buffer may also hold text that is not a header ([`push_text`](Self::push_text)), which a
-/// parsed request keeps beside them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Everything sits in one buffer: first the field table, then every name and value, so that
+/// a browser's dozen headers cost one allocation rather than two each (allocation was a
+/// third of a server handshake), and a server keeps one for as long as a connection
+/// lasts. The buffer may also hold text that is not a header
+/// ([`push_text`](Self::push_text)), which a parsed request keeps beside them.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub(crate) struct Headers {
-    bytes: Vec<u8>,
-    /// Per field, where in `bytes` its name and its value are.
-    fields: Vec<(Span, Span)>,
+    /// `count` entries of [`ENTRY`] bytes, each a field's name and value as two spans of
+    /// this buffer (four native-endian `u32`s: start and end of each); then the text.
+    buf: Vec<u8>,
+    count: u32,
+}
+
+/// The bytes of one entry of the field table.
+const ENTRY: usize = 16;
+
+impl fmt::Debug for Headers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(
+                self.iter()
+                    .map(|(name, value)| (name, String::from_utf8_lossy(value))),
+            )
+            .finish()
+    }
 }
 
 /// Where a piece of text sits in a [`Headers`] buffer: its start and end. Four bytes each
@@ -275,50 +292,77 @@ impl Headers {
         let Some(block) = block else {
             // No headers (or headers from elsewhere, which httparse never gives): one at a
             // time.
-            let mut owned = Self::default();
-            owned.bytes.reserve(spare);
-            for header in headers {
-                owned.push(header.name, header.value);
-            }
-            return owned;
+            let fields = headers.iter().map(|h| (h.name, h.value));
+            return Self::from_fields(fields, headers.len(), spare);
         };
-        let base = offset(block);
+        let mut owned = Self::with_table(headers.len(), block.len() + spare);
+        let base = offset(block).wrapping_sub(owned.buf.len());
         let span = |part: &[u8]| {
             let start = offset(part).wrapping_sub(base);
             Span::new(start, start + part.len())
         };
-        let fields = headers
-            .iter()
-            .map(|h| (span(h.name.as_bytes()), span(h.value)))
-            .collect();
-        let mut bytes = Vec::with_capacity(block.len() + spare);
-        bytes.extend_from_slice(block);
-        Self { bytes, fields }
+        for (i, h) in headers.iter().enumerate() {
+            owned.set_field(i, span(h.name.as_bytes()), span(h.value));
+        }
+        owned.buf.extend_from_slice(block);
+        owned
     }
 
-    /// Appends a field.
-    pub(crate) fn push(&mut self, name: &str, value: &[u8]) {
-        let name = self.push_bytes(name.as_bytes());
-        let value = self.push_bytes(value);
-        self.fields.push((name, value));
+    /// `count` fields, copied one after the other, with room for `spare` more bytes.
+    fn from_fields<'a>(
+        fields: impl Iterator<Item = (&'a str, &'a [u8])> + Clone,
+        count: usize,
+        spare: usize,
+    ) -> Self {
+        let text: usize = fields.clone().map(|(n, v)| n.len() + v.len()).sum();
+        let mut owned = Self::with_table(count, text + spare);
+        for (i, (name, value)) in fields.enumerate().take(count) {
+            let name = owned.push_text_bytes(name.as_bytes());
+            let value = owned.push_text_bytes(value);
+            owned.set_field(i, name, value);
+        }
+        owned
+    }
+
+    /// A buffer whose table has room for `count` fields (all empty until set), and with
+    /// capacity for `text` bytes after it.
+    fn with_table(count: usize, text: usize) -> Self {
+        let table = count * ENTRY;
+        let mut buf = Vec::with_capacity(table + text);
+        buf.resize(table, 0);
+        Self {
+            buf,
+            // A head holds at most `Config::max_headers` fields; a count past `u32` would
+            // only hide the fields beyond it.
+            count: u32::try_from(count).unwrap_or(u32::MAX),
+        }
+    }
+
+    fn set_field(&mut self, index: usize, name: Span, value: Span) {
+        let (entries, _) = self.buf.as_chunks_mut::<ENTRY>();
+        let (slots, _) = entries[index].as_chunks_mut::<4>();
+        let words = [name.start, name.end, value.start, value.end];
+        for (slot, word) in slots.iter_mut().zip(words) {
+            *slot = word.to_ne_bytes();
+        }
     }
 
     /// Appends text that is not a header, to be read back with [`text`](Self::text).
     pub(crate) fn push_text(&mut self, text: &str) -> Span {
-        self.push_bytes(text.as_bytes())
+        self.push_text_bytes(text.as_bytes())
     }
 
-    fn push_bytes(&mut self, bytes: &[u8]) -> Span {
-        let start = self.bytes.len();
-        self.bytes.extend_from_slice(bytes);
-        Span::new(start, self.bytes.len())
+    fn push_text_bytes(&mut self, bytes: &[u8]) -> Span {
+        let start = self.buf.len();
+        self.buf.extend_from_slice(bytes);
+        Span::new(start, self.buf.len())
     }
 
     /// Where `part`, a slice of this buffer (as [`header_values`] lends), sits in it.
     pub(crate) fn span_of(&self, part: &[u8]) -> Span {
-        let start = (part.as_ptr() as usize).wrapping_sub(self.bytes.as_ptr() as usize);
+        let start = (part.as_ptr() as usize).wrapping_sub(self.buf.as_ptr() as usize);
         debug_assert!(
-            start + part.len() <= self.bytes.len(),
+            start + part.len() <= self.buf.len(),
             "not a slice of the buffer"
         );
         Span::new(start, start + part.len())
@@ -326,7 +370,7 @@ impl Headers {
 
     /// The text at `span`, which was checked to be UTF-8 when it was taken (empty if not).
     pub(crate) fn text(&self, span: Span) -> &str {
-        self.bytes
+        self.buf
             .get(span.range())
             .and_then(|bytes| core::str::from_utf8(bytes).ok())
             .unwrap_or_default()
@@ -334,9 +378,16 @@ impl Headers {
 
     /// The fields in order, names as bytes (they came in as `&str`).
     fn fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.fields
-            .iter()
-            .map(|&(name, value)| (&self.bytes[name.range()], &self.bytes[value.range()]))
+        let (entries, _) = self.buf.as_chunks::<ENTRY>();
+        let entries = entries.get(..self.count as usize).unwrap_or_default();
+        entries.iter().map(|entry| {
+            let (words, _) = entry.as_chunks::<4>();
+            let part = |start: [u8; 4], end: [u8; 4]| {
+                let range = u32::from_ne_bytes(start) as usize..u32::from_ne_bytes(end) as usize;
+                self.buf.get(range).unwrap_or_default()
+            };
+            (part(words[0], words[1]), part(words[2], words[3]))
+        })
     }
 
     /// The fields in order.
@@ -356,11 +407,9 @@ impl Headers {
 
 impl<'a> FromIterator<(&'a str, &'a [u8])> for Headers {
     fn from_iter<I: IntoIterator<Item = (&'a str, &'a [u8])>>(fields: I) -> Self {
-        let mut headers = Self::default();
-        for (name, value) in fields {
-            headers.push(name, value);
-        }
-        headers
+        // Gathered first: the table, at the front, is sized by their number.
+        let fields: Vec<_> = fields.into_iter().collect();
+        Self::from_fields(fields.iter().copied(), fields.len(), 0)
     }
 }
 
@@ -517,6 +566,40 @@ mod tests {
         }
         assert_eq!(end, Some(head.len()));
         assert_eq!(scanner.examined, head.len());
+    }
+
+    /// A parsed head's fields and a built list's come out as they went in, with text
+    /// pushed after them read back by its span; one buffer holds them all.
+    #[test]
+    fn headers_keep_their_fields_and_pushed_text_in_one_buffer() {
+        let head = b"GET / HTTP/1.1\r\nHost: a.example\r\nX-Empty:\r\nX-Pad:  v  w \t\r\n\r\n";
+        let mut slots = [httparse::EMPTY_HEADER; 4];
+        let mut request = httparse::Request::new(&mut slots);
+        assert!(request.parse(head).expect("a valid head").is_complete());
+        let mut parsed = Headers::from_httparse(head, request.headers, 8);
+        let fields = [
+            ("Host", &b"a.example"[..]),
+            ("X-Empty", b""),
+            ("X-Pad", b"v  w"),
+        ];
+        assert_eq!(parsed.iter().collect::<Vec<_>>(), fields);
+        let built: Headers = fields.into_iter().collect();
+        assert_eq!(built.iter().collect::<Vec<_>>(), fields);
+        // The table sits before the text: 3 fields of 16 bytes, then the lines from the
+        // first name to the last value, copied as they came.
+        let block = head.len() - b"GET / HTTP/1.1\r\n".len() - b" \t\r\n\r\n".len();
+        assert_eq!(parsed.buf.len(), 3 * ENTRY + block);
+        assert_eq!(&parsed.buf[3 * ENTRY..][..6], b"Host: ");
+        assert_eq!(parsed.buf.capacity(), parsed.buf.len() + 8);
+        let span = parsed.push_text("GET /x");
+        assert_eq!(parsed.text(span), "GET /x");
+        assert_eq!(parsed.iter().collect::<Vec<_>>(), fields);
+        assert_eq!(
+            alloc::format!("{parsed:?}"),
+            r#"[("Host", "a.example"), ("X-Empty", ""), ("X-Pad", "v  w")]"#
+        );
+        let none: Headers = core::iter::empty().collect();
+        assert_eq!(none.iter().count(), 0);
     }
 
     /// RFC 7230 §3.2.6: the 15 symbols, digits and letters, and no other byte.

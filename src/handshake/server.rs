@@ -1,6 +1,7 @@
 //! Server side of the opening handshake: request validation (RFC 6455 §4.2) and responses.
 
 use alloc::borrow::Cow;
+use alloc::boxed::Box;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
@@ -26,16 +27,18 @@ pub struct Request {
     head: Headers,
     method: Span,
     target: Span,
-    /// Of the target: the path (empty means `/`: absolute-form without a path), and where
-    /// the query starts, just past the `?`.
+    /// Of the target: the path (empty means `/`: absolute-form without a path). A target
+    /// has no fragment, so the path ends at the end of the target or at the `?` that starts
+    /// the query.
     path: Span,
-    query: Option<u32>,
     host: Span,
     origin: Option<Span>,
     /// Empty for HTTP/2.
     key: Span,
-    subprotocols: Vec<String>,
-    extensions: Vec<ExtensionOffer>,
+    /// Boxed slices rather than `Vec`s: eight bytes less each in a request that a server
+    /// keeps for as long as its connection.
+    subprotocols: Box<[String]>,
+    extensions: Box<[ExtensionOffer]>,
 }
 
 impl fmt::Debug for Request {
@@ -96,8 +99,7 @@ impl Request {
     /// The query of the target, without the `?`, if there was one.
     #[must_use]
     pub fn query(&self) -> Option<&str> {
-        self.query
-            .and_then(|start| self.target().get(start as usize..))
+        self.target().get(self.path.range().end + 1..)
     }
 
     /// The `Host` header value, trimmed (RFC 6455 §4.2.1 item 2).
@@ -300,7 +302,7 @@ pub(crate) fn validate(head: RequestHead<'_>) -> Result<Request, HandshakeError>
             return Err(HandshakeError::HttpVersion);
         }
     }
-    let (path, query) = split_target(target).ok_or(HandshakeError::InvalidRequestTarget)?;
+    let path = path_of(target).ok_or(HandshakeError::InvalidRequestTarget)?;
     let found = Found::new(&headers);
 
     // RFC 6455 §4.2.1 item 2: a Host header field; RFC 7230 §5.4: exactly one. RFC 8441 §4
@@ -361,10 +363,10 @@ pub(crate) fn validate(head: RequestHead<'_>) -> Result<Request, HandshakeError>
                 .map(String::from)
                 .map_err(|_| malformed("invalid Sec-WebSocket-Protocol header"))
         })
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<_, _>>()?;
 
     // RFC 6455 §4.2.1 item 9 and §9.1.
-    let extensions = parse_extensions(found.values(Known::Extensions))?;
+    let extensions = parse_extensions(found.values(Known::Extensions))?.into();
 
     let host = match host_header {
         Some(span) => span,
@@ -377,7 +379,6 @@ pub(crate) fn validate(head: RequestHead<'_>) -> Result<Request, HandshakeError>
         method,
         target,
         path,
-        query,
         host,
         origin,
         key,
@@ -386,11 +387,12 @@ pub(crate) fn validate(head: RequestHead<'_>) -> Result<Request, HandshakeError>
     })
 }
 
-/// Splits a request target into the path range and the query start.
+/// The path of a request target, as a span of it; the query, if any, follows it past its
+/// `?`.
 ///
 /// RFC 6455 §4.2.1 item 1 and §3: the target is a resource name (`/path?query`) or an absolute
 /// http(s) URI holding one (ws(s) is accepted too); fragments are not allowed.
-fn split_target(target: &str) -> Option<(Span, Option<u32>)> {
+fn path_of(target: &str) -> Option<Span> {
     if target.contains('#') {
         return None;
     }
@@ -408,13 +410,12 @@ fn split_target(target: &str) -> Option<(Span, Option<u32>)> {
         }
         scheme.len() + "://".len() + authority_len
     };
-    let query_mark = target[path_start..].find('?').map(|i| path_start + i);
-    let path_end = query_mark.unwrap_or(target.len());
-    let query = match query_mark {
-        Some(mark) => Some(u32::try_from(mark + 1).ok()?),
-        None => None,
-    };
-    Some((Span::new(path_start, path_end), query))
+    let path_end = target[path_start..]
+        .find('?')
+        .map_or(target.len(), |i| path_start + i);
+    // A target past 4 GiB (never within `max_head_size`) has no span to keep.
+    u32::try_from(target.len()).ok()?;
+    Some(Span::new(path_start, path_end))
 }
 
 /// A header that may appear once came more than once.

@@ -425,6 +425,67 @@ async fn shutdown_drops_silent_peers_at_close_timeout() {
     );
 }
 
+/// A handler that goes on after its connection ended still holds its place among the open
+/// connections until its task ends: shutdown waits for it, and aborts one that outlasts
+/// `close_timeout`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_waits_for_handlers_that_outlive_their_streams() {
+    const CLOSE_TIMEOUT: Duration = Duration::from_millis(800);
+    const LINGER: Duration = Duration::from_millis(300);
+    let server = Server::bind("127.0.0.1:0")
+        .await
+        .expect("bind")
+        .close_timeout(CLOSE_TIMEOUT);
+    let addr = server.local_addr().expect("addr");
+    let handle = server.handle();
+    let finished = Arc::new(AtomicUsize::new(0));
+    let done = Arc::clone(&finished);
+    let serving = tokio::spawn(server.serve(move |ws| {
+        let done = Arc::clone(&done);
+        async move {
+            let hangs = ws.request().path() == "/hang";
+            echo(ws).await;
+            if hangs {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(LINGER).await;
+            done.fetch_add(1, Ordering::Relaxed);
+        }
+    }));
+    let mut lingering = WebSocketStream::connect(&format!("ws://{addr}/linger"))
+        .await
+        .expect("connect");
+    let mut hanging = WebSocketStream::connect(&format!("ws://{addr}/hang"))
+        .await
+        .expect("connect");
+    wait_for_connections(&handle, 2).await;
+
+    let started = Instant::now();
+    handle.shutdown();
+    for client in [&mut lingering, &mut hanging] {
+        assert_eq!(
+            client.recv().await.expect("the close"),
+            Some(Message::Close {
+                code: CloseCode::GOING_AWAY,
+                reason: "going away".into()
+            })
+        );
+        assert_eq!(client.recv().await.expect("the end"), None);
+    }
+    serving.await.expect("task").expect("serve");
+    let took = started.elapsed();
+    assert!(
+        took >= CLOSE_TIMEOUT && took < CLOSE_TIMEOUT + Duration::from_millis(300),
+        "{took:?}"
+    );
+    assert_eq!(
+        finished.load(Ordering::Relaxed),
+        1,
+        "the lingering handler ran to its end; the hanging one was aborted"
+    );
+    assert_eq!(handle.connections(), 0);
+}
+
 /// Issue 16: past `max_connections` the answer is exactly 503 with Retry-After, the handler
 /// never runs for it, and once a connection closes a new one is accepted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -197,27 +197,13 @@ fn poll_write_pending<W: AsyncWrite + Unpin>(
 /// when dropped, and the ordinary flush writes both at once, so the header never travels
 /// alone in a TCP segment or TLS record). What is left when it stops (an error, or the
 /// future dropped) the sender copies into the connection's output when dropped.
-async fn write_lent<W: AsyncWrite + Unpin>(
-    writer: &mut W,
-    sender: &mut Sender<'_>,
-) -> io::Result<()> {
-    if !writer.is_write_vectored() {
-        return Ok(());
-    }
-    // The slices are made afresh at each poll rather than kept across the wait: the future
-    // is then only its two references, and a handler's receive future smaller by them.
-    poll_fn(|cx| {
-        while let Some(slices) = lent_write(sender) {
-            match ready!(Pin::new(&mut *writer).poll_write_vectored(cx, &slices)) {
-                Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                Ok(n) => sender.consume_output(n),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-        }
-        Poll::Ready(Ok(()))
-    })
-    .await
+fn write_lent<'a, W: AsyncWrite + Unpin>(
+    writer: &'a mut W,
+    sender: &'a mut Sender<'_>,
+) -> impl Future<Output = io::Result<()>> + 'a {
+    // A `poll_fn` rather than an `async fn`: the future is only its two references, and a
+    // handler's receive future, which holds it, is the smaller for it.
+    poll_fn(move |cx| poll_write_lent(writer, sender, cx))
 }
 
 /// Writes what `sender` lent for as long as the stream takes it without waiting.
@@ -226,19 +212,31 @@ fn try_write_lent<W: AsyncWrite + Unpin>(
     sender: &mut Sender<'_>,
     cx: &mut Context<'_>,
 ) -> io::Result<()> {
+    match poll_write_lent(writer, sender, cx) {
+        Poll::Ready(result) => result,
+        Poll::Pending => Ok(()),
+    }
+}
+
+/// Writes what `sender` lent until it is all written, or the stream is full. The slices
+/// are made afresh at each call, so nothing of them is kept across a wait.
+fn poll_write_lent<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    sender: &mut Sender<'_>,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<()>> {
     if !writer.is_write_vectored() {
-        return Ok(());
+        return Poll::Ready(Ok(()));
     }
     while let Some(slices) = lent_write(sender) {
-        match Pin::new(&mut *writer).poll_write_vectored(cx, &slices) {
-            Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
-            Poll::Ready(Ok(n)) => sender.consume_output(n),
-            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
-            Poll::Ready(Err(e)) => return Err(e),
-            Poll::Pending => break,
+        match ready!(Pin::new(&mut *writer).poll_write_vectored(cx, &slices)) {
+            Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+            Ok(n) => sender.consume_output(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Poll::Ready(Err(e)),
         }
     }
-    Ok(())
+    Poll::Ready(Ok(()))
 }
 
 /// The Close frame the peer sent, as the receive path saw it: how a connection ended, for
@@ -250,14 +248,17 @@ struct PeerClose {
 }
 
 impl PeerClose {
-    /// Records `event` if it is the peer's Close.
-    fn note(slot: &mut Option<Self>, event: &Event<'_>) {
-        if let Event::Close { code, reason } = event {
-            *slot = Some(Self {
+    /// Records `event` if it is the peer's Close, and hands it back. Taken and given back
+    /// rather than borrowed: an async caller's borrowed local would keep its place in the
+    /// caller's future across every later wait.
+    fn note<'e>(slot: &mut Option<Box<Self>>, event: Event<'e>) -> Event<'e> {
+        if let Event::Close { code, reason } = &event {
+            *slot = Some(Box::new(Self {
                 code: *code,
                 reason: (*reason).into(),
-            });
+            }));
         }
+        event
     }
 }
 
@@ -309,7 +310,8 @@ pub struct WebSocketStream<S> {
     clock: Clock,
     shut: bool,
     /// The peer's Close frame, once the receive path handed it out.
-    peer_close: Option<PeerClose>,
+    /// Boxed: every connection holds the slot, few ever fill it before they are dropped.
+    peer_close: Option<Box<PeerClose>>,
     /// The receive path found our Close sent (the connection `Closing`): we started the
     /// closing handshake.
     sent_close: bool,
@@ -557,40 +559,61 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
         &mut self,
         f: impl for<'e> FnOnce(Event<'e>, &mut Sender<'e>) -> Result<R, UsageError>,
     ) -> Result<Option<R>, Error> {
-        // Taken by the one pass of the loop that has an event; the borrow checker cannot
-        // see that this pass returns, as the reply is written before the event's borrow ends.
-        let mut f = Some(f);
-        loop {
+        match self.recv_with_sender_unless(f, |_| false).await? {
+            Ok(reply) => Ok(reply),
+            Err(_) => unreachable!("never interrupted"),
+        }
+    }
+
+    /// [`recv_with_sender`](Self::recv_with_sender), given up (and `f` handed back) when
+    /// `interrupt` is true while waiting for bytes, before `f` is called; `interrupt`
+    /// registers `cx` to be woken when it may become true. How [`ServerStream`] watches for
+    /// shutdown without a future of its own around this one.
+    pub(crate) async fn recv_with_sender_unless<R, F>(
+        &mut self,
+        f: F,
+        mut interrupt: impl FnMut(&mut Context<'_>) -> bool,
+    ) -> Result<Result<Option<R>, F>, Error>
+    where
+        F: for<'e> FnOnce(Event<'e>, &mut Sender<'e>) -> Result<R, UsageError>,
+    {
+        // The event's pass of the loop writes the reply from the receive buffer and ends
+        // the loop: its borrows (the event, the sender) end with it, before the flush. What
+        // a handler holds while its connection idles is this future, so nothing large is
+        // kept across a wait: the failure and `f`'s error are boxed, and the connection's
+        // answer is taken apart before waiting for more bytes.
+        let (result, written) = loop {
             self.sent_close |= self.conn.state() == ConnectionState::Closing;
             let (event, mut sender) = match self.conn.next_event_with_sender() {
                 Ok(Some(next)) => next,
-                // Taken whole, so that nothing of the connection stays borrowed, nor kept in
-                // this future, while waiting.
-                other => match other.err() {
-                    None if self.shut => return Ok(None),
+                other => match other.err().map(Box::new) {
+                    None if self.shut => return Ok(Ok(None)),
                     None => {
-                        self.fill().await?;
+                        let interrupted = poll_fn(|cx| {
+                            if interrupt(cx) {
+                                return Poll::Ready(Ok(true));
+                            }
+                            self.poll_fill(cx).map_ok(|()| false)
+                        });
+                        if interrupted.await? {
+                            return Ok(Err(f));
+                        }
                         continue;
                     }
-                    // Boxed: the failure's wait, with the error kept, would otherwise set
-                    // the size of this future, which a handler holds while its connection
-                    // idles.
-                    Some(e) => return Err(Box::pin(self.failed(e.into())).await),
+                    Some(e) => return Err(Box::pin(self.failed((*e).into())).await),
                 },
             };
-            PeerClose::note(&mut self.peer_close, &event);
-            let f = f.take().expect("the loop returns after the first event");
-            let result = f(event, &mut sender);
-            let written = write_lent(&mut self.stream, &mut sender).await;
-            drop(sender);
-            let flushed = match write_outcome(&self.conn, &mut self.shut, written) {
-                Ok(()) => self.flush().await,
-                Err(e) => Err(e.into()),
-            };
-            let reply = result?;
-            flushed?;
-            return Ok(Some(reply));
-        }
+            let event = PeerClose::note(&mut self.peer_close, event);
+            let result = f(event, &mut sender).map_err(Box::new);
+            break (result, write_lent(&mut self.stream, &mut sender).await);
+        };
+        let flushed = match write_outcome(&self.conn, &mut self.shut, written) {
+            Ok(()) => self.flush().await,
+            Err(e) => Err(e.into()),
+        };
+        let reply = result.map_err(|e| *e)?;
+        flushed?;
+        Ok(Ok(Some(reply)))
     }
 
     /// Sends a text message.
@@ -742,8 +765,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
             self.sent_close |= self.conn.state() == ConnectionState::Closing;
             match self.conn.next_event_up_to(max_chunk) {
                 Ok(Some(event)) => {
-                    PeerClose::note(&mut self.peer_close, &event);
-                    if let Some(r) = f(event) {
+                    if let Some(r) = f(PeerClose::note(&mut self.peer_close, event)) {
                         return Poll::Ready(Ok(Some(r)));
                     }
                     continue;

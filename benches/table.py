@@ -232,13 +232,15 @@ if e2e.exists():
         print("### Memory of 1,000 idle connections (server RSS growth / 1,000)\n")
         print("| " + " | ".join(IMPLS) + " | target |")
         print("|" + "---|" * (len(IMPLS) + 1))
-        cells = [f"{idle[i] / 1000:.1f} KB" if idle.get(i) is not None else "n/a" for i in IMPLS]
+        # Bytes, not a rounded KB: issue 18's target is 2 KB, and 1,987 and 2,040 bytes both
+        # round to 2.0.
+        cells = [f"{idle[i]:,} B" if idle.get(i) is not None else "n/a" for i in IMPLS]
         ours = idle.get(OURS)
         verdict = ""
         if ours is not None:
-            ok = ours <= 4000
-            verdict = f"<= 4 KB {'met' if ok else 'MISSED'}"
-            verdicts.append(f"idle memory: {ours / 1000:.1f} KB vs <= 4 KB: {'met' if ok else 'MISSED'}")
+            ok = ours <= 2000
+            verdict = f"<= 2,000 B {'met' if ok else 'MISSED'}"
+            verdicts.append(f"idle memory: {ours:,} B vs <= 2,000 B: {'met' if ok else 'MISSED'}")
         print("| " + " | ".join(cells) + f" | {verdict} |\n")
 
 if verdicts:

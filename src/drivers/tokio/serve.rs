@@ -1099,9 +1099,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ServerStream<S> {
     /// As [`WebSocketStream::recv_with_sender`].
     pub async fn recv_with_sender<R>(
         &mut self,
-        f: impl for<'e> FnOnce(Event<'e>, &mut Sender<'e>) -> Result<R, UsageError>,
+        mut f: impl for<'e> FnOnce(Event<'e>, &mut Sender<'e>) -> Result<R, UsageError>,
     ) -> Result<Option<R>, Error> {
-        let mut f = f;
         loop {
             if self.registered.signal.wants_close() {
                 // Boxed: the Close's wait would otherwise add to the size of this future,

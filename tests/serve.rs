@@ -66,6 +66,55 @@ async fn wait_for_connections(handle: &ServerHandle, n: usize) {
     }
 }
 
+/// A server with `close_timeout` running `handler` for each connection, with a count of the
+/// handlers that ran to their end: its address, handle, count and serving task.
+async fn serve_counting<H, F>(
+    close_timeout: Duration,
+    handler: H,
+) -> (
+    SocketAddr,
+    ServerHandle,
+    Arc<AtomicUsize>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+)
+where
+    H: Fn(ServerStream<TcpStream>) -> F + Send + Sync + 'static,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let server = Server::bind("127.0.0.1:0")
+        .await
+        .expect("bind")
+        .close_timeout(close_timeout);
+    let addr = server.local_addr().expect("addr");
+    let handle = server.handle();
+    let finished = Arc::new(AtomicUsize::new(0));
+    let done = Arc::clone(&finished);
+    let serving = tokio::spawn(server.serve(move |ws| {
+        let done = Arc::clone(&done);
+        let handling = handler(ws);
+        async move {
+            handling.await;
+            done.fetch_add(1, Ordering::Relaxed);
+        }
+    }));
+    (addr, handle, finished, serving)
+}
+
+/// Waits for `serving` to return, and checks when: `close_timeout` after `started` (the
+/// shutdown), with 300 ms of slack.
+async fn returns_at_close_timeout(
+    serving: tokio::task::JoinHandle<std::io::Result<()>>,
+    started: Instant,
+    close_timeout: Duration,
+) {
+    serving.await.expect("task").expect("serve");
+    let took = started.elapsed();
+    assert!(
+        took >= close_timeout && took < close_timeout + Duration::from_millis(300),
+        "{took:?}"
+    );
+}
+
 /// Writes `request` on a new connection and reads the whole answer, until the server closes.
 async fn raw_exchange(addr: SocketAddr, request: &str) -> String {
     let mut tcp = TcpStream::connect(addr).await.expect("connect");
@@ -380,21 +429,7 @@ async fn shutdown_sends_1001_to_1000_connections() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_drops_silent_peers_at_close_timeout() {
     const CLOSE_TIMEOUT: Duration = Duration::from_millis(500);
-    let server = Server::bind("127.0.0.1:0")
-        .await
-        .expect("bind")
-        .close_timeout(CLOSE_TIMEOUT);
-    let addr = server.local_addr().expect("addr");
-    let handle = server.handle();
-    let finished = Arc::new(AtomicUsize::new(0));
-    let done = Arc::clone(&finished);
-    let serving = tokio::spawn(server.serve(move |ws| {
-        let done = Arc::clone(&done);
-        async move {
-            echo(ws).await;
-            done.fetch_add(1, Ordering::Relaxed);
-        }
-    }));
+    let (addr, handle, finished, serving) = serve_counting(CLOSE_TIMEOUT, echo).await;
     // Not read until serve returns, so it never answers the Close.
     let mut silent = WebSocketStream::connect(&format!("ws://{addr}/"))
         .await
@@ -405,12 +440,7 @@ async fn shutdown_drops_silent_peers_at_close_timeout() {
     handle
         .shutdown_with(CloseCode::SERVICE_RESTART, "restarting")
         .expect("a sendable close");
-    serving.await.expect("task").expect("serve");
-    let took = started.elapsed();
-    assert!(
-        took >= CLOSE_TIMEOUT && took < CLOSE_TIMEOUT + Duration::from_millis(300),
-        "{took:?}"
-    );
+    returns_at_close_timeout(serving, started, CLOSE_TIMEOUT).await;
     assert_eq!(
         finished.load(Ordering::Relaxed),
         0,
@@ -432,26 +462,15 @@ async fn shutdown_drops_silent_peers_at_close_timeout() {
 async fn shutdown_waits_for_handlers_that_outlive_their_streams() {
     const CLOSE_TIMEOUT: Duration = Duration::from_millis(800);
     const LINGER: Duration = Duration::from_millis(300);
-    let server = Server::bind("127.0.0.1:0")
-        .await
-        .expect("bind")
-        .close_timeout(CLOSE_TIMEOUT);
-    let addr = server.local_addr().expect("addr");
-    let handle = server.handle();
-    let finished = Arc::new(AtomicUsize::new(0));
-    let done = Arc::clone(&finished);
-    let serving = tokio::spawn(server.serve(move |ws| {
-        let done = Arc::clone(&done);
-        async move {
-            let hangs = ws.request().path() == "/hang";
-            echo(ws).await;
-            if hangs {
-                std::future::pending::<()>().await;
-            }
-            tokio::time::sleep(LINGER).await;
-            done.fetch_add(1, Ordering::Relaxed);
+    let (addr, handle, finished, serving) = serve_counting(CLOSE_TIMEOUT, |ws| async move {
+        let hangs = ws.request().path() == "/hang";
+        echo(ws).await;
+        if hangs {
+            std::future::pending::<()>().await;
         }
-    }));
+        tokio::time::sleep(LINGER).await;
+    })
+    .await;
     let mut lingering = WebSocketStream::connect(&format!("ws://{addr}/linger"))
         .await
         .expect("connect");
@@ -472,12 +491,7 @@ async fn shutdown_waits_for_handlers_that_outlive_their_streams() {
         );
         assert_eq!(client.recv().await.expect("the end"), None);
     }
-    serving.await.expect("task").expect("serve");
-    let took = started.elapsed();
-    assert!(
-        took >= CLOSE_TIMEOUT && took < CLOSE_TIMEOUT + Duration::from_millis(300),
-        "{took:?}"
-    );
+    returns_at_close_timeout(serving, started, CLOSE_TIMEOUT).await;
     assert_eq!(
         finished.load(Ordering::Relaxed),
         1,

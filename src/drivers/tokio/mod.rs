@@ -559,45 +559,37 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
         &mut self,
         f: impl for<'e> FnOnce(Event<'e>, &mut Sender<'e>) -> Result<R, UsageError>,
     ) -> Result<Option<R>, Error> {
-        match self.recv_with_sender_unless(f, |_| false).await? {
-            Ok(reply) => Ok(reply),
-            Err(_) => unreachable!("never interrupted"),
-        }
+        self.recv_with_sender_watched(f, |_, _| {}).await
     }
 
-    /// [`recv_with_sender`](Self::recv_with_sender), given up (and `f` handed back) when
-    /// `interrupt` is true while waiting for bytes, before `f` is called; `interrupt`
-    /// registers `cx` to be woken when it may become true. How [`ServerStream`] watches for
-    /// shutdown without a future of its own around this one.
-    pub(crate) async fn recv_with_sender_unless<R, F>(
+    /// [`recv_with_sender`](Self::recv_with_sender), calling `watch` with the connection
+    /// before each event is taken (`None`) and each time it waits for bytes (the waiting
+    /// task's context, to be woken when `watch` has something to do): what it queues, such
+    /// as a Close, goes out with the next write. How [`ServerStream`] sends its shutdown
+    /// Close without a future of its own around this one.
+    pub(crate) async fn recv_with_sender_watched<R>(
         &mut self,
-        f: F,
-        mut interrupt: impl FnMut(&mut Context<'_>) -> bool,
-    ) -> Result<Result<Option<R>, F>, Error>
-    where
-        F: for<'e> FnOnce(Event<'e>, &mut Sender<'e>) -> Result<R, UsageError>,
-    {
+        f: impl for<'e> FnOnce(Event<'e>, &mut Sender<'e>) -> Result<R, UsageError>,
+        mut watch: impl FnMut(&mut Connection, Option<&mut Context<'_>>),
+    ) -> Result<Option<R>, Error> {
         // The event's pass of the loop writes the reply from the receive buffer and ends
         // the loop: its borrows (the event, the sender) end with it, before the flush. What
         // a handler holds while its connection idles is this future, so nothing large is
         // kept across a wait: the failure and `f`'s error are boxed, and the connection's
         // answer is taken apart before waiting for more bytes.
         let (result, written) = loop {
+            watch(&mut self.conn, None);
             self.sent_close |= self.conn.state() == ConnectionState::Closing;
             let (event, mut sender) = match self.conn.next_event_with_sender() {
                 Ok(Some(next)) => next,
                 other => match other.err().map(Box::new) {
-                    None if self.shut => return Ok(Ok(None)),
+                    None if self.shut => return Ok(None),
                     None => {
-                        let interrupted = poll_fn(|cx| {
-                            if interrupt(cx) {
-                                return Poll::Ready(Ok(true));
-                            }
-                            self.poll_fill(cx).map_ok(|()| false)
-                        });
-                        if interrupted.await? {
-                            return Ok(Err(f));
-                        }
+                        poll_fn(|cx| {
+                            watch(&mut self.conn, Some(cx));
+                            self.poll_fill(cx)
+                        })
+                        .await?;
                         continue;
                     }
                     Some(e) => return Err(Box::pin(self.failed((*e).into())).await),
@@ -613,7 +605,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
         };
         let reply = result.map_err(|e| *e)?;
         flushed?;
-        Ok(Ok(Some(reply)))
+        Ok(Some(reply))
     }
 
     /// Sends a text message.

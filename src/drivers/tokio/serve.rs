@@ -1097,26 +1097,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ServerStream<S> {
     ///
     /// # Errors
     /// As [`WebSocketStream::recv_with_sender`].
-    pub async fn recv_with_sender<R>(
+    pub fn recv_with_sender<R>(
         &mut self,
-        mut f: impl for<'e> FnOnce(Event<'e>, &mut Sender<'e>) -> Result<R, UsageError>,
-    ) -> Result<Option<R>, Error> {
-        loop {
-            if self.registered.signal.wants_close() {
-                // Boxed: the Close's wait would otherwise add to the size of this future,
-                // which a handler holds for as long as its connection idles.
-                Box::pin(self.close_if_shutting_down()).await?;
+        f: impl for<'e> FnOnce(Event<'e>, &mut Sender<'e>) -> Result<R, UsageError>,
+    ) -> impl Future<Output = Result<Option<R>, Error>> {
+        // The shutdown Close is queued by the receive itself, when it takes the next event
+        // or waits for bytes, and goes out with its next write: no future of this method's
+        // own wraps the receive's, which a handler holds while its connection idles.
+        let registered = &self.registered;
+        self.ws.recv_with_sender_watched(f, move |conn, cx| {
+            let signal = &registered.signal;
+            let raised = match cx {
+                Some(cx) => !signal.is_answered() && signal.poll_raised(cx).is_ready(),
+                None => signal.wants_close(),
+            };
+            if raised && !signal.is_answered() {
+                signal.answer();
+                let GoingAway { code, reason } = registered.shared.going_away();
+                // Refused only when the closing handshake is already under way.
+                let _ = conn.close(code, &reason);
             }
-            // The signal is watched by the receive itself, only while it waits for bytes:
-            // once `f` has an event, its reply is written whatever happens meanwhile.
-            let signal = &self.registered.signal;
-            let watch =
-                |cx: &mut Context<'_>| !signal.is_answered() && signal.poll_raised(cx).is_ready();
-            match self.ws.recv_with_sender_unless(f, watch).await? {
-                Ok(reply) => return Ok(reply),
-                Err(unused) => f = unused,
-            }
-        }
+        })
     }
 
     /// Splits into a reader, which watches for shutdown as [`recv`](Self::recv) does, and

@@ -281,6 +281,15 @@ struct Registered {
 const WATCHING: usize = usize::MAX;
 
 impl Registered {
+    /// Queues the server's Close on `conn` and marks the signal answered.
+    fn queue_close(&self, conn: &mut Connection) {
+        self.signal.answer();
+        let GoingAway { code, reason } = self.shared.going_away();
+        // Refused only when the closing handshake is already under way, which is no
+        // failure here: it finishes all the same.
+        let _ = conn.close(code, &reason);
+    }
+
     /// The same signal and server, without the place.
     fn watching(&self) -> Self {
         Self {
@@ -1045,9 +1054,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ServerStream<S> {
         if !self.registered.signal.wants_close() {
             return Ok(());
         }
-        self.registered.signal.answer();
-        let GoingAway { code, reason } = self.registered.shared.going_away();
-        ignore_closed(self.ws.close(code, &reason).await)
+        self.registered.queue_close(self.ws.connection_mut());
+        self.ws.flush().await
     }
 
     /// As [`WebSocketStream::recv`]; at shutdown it sends the Close first.
@@ -1107,15 +1115,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ServerStream<S> {
         let registered = &self.registered;
         self.ws.recv_with_sender_watched(f, move |conn, cx| {
             let signal = &registered.signal;
-            let raised = match cx {
-                Some(cx) => !signal.is_answered() && signal.poll_raised(cx).is_ready(),
-                None => signal.wants_close(),
-            };
-            if raised && !signal.is_answered() {
-                signal.answer();
-                let GoingAway { code, reason } = registered.shared.going_away();
-                // Refused only when the closing handshake is already under way.
-                let _ = conn.close(code, &reason);
+            let raised = !signal.is_answered()
+                && match cx {
+                    Some(cx) => signal.poll_raised(cx).is_ready(),
+                    None => signal.is_raised(),
+                };
+            if raised {
+                registered.queue_close(conn);
             }
         })
     }

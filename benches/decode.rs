@@ -284,7 +284,9 @@ fn copy_into_messages(stream: &[u8], message: &mut [u8], masked: bool) -> usize 
 
 /// A cross-check of criterion's ratios on a noisy machine: the implementations take turns,
 /// one run each per round, so a slow spell of the machine hits all of them alike; prints the
-/// median time of each and its ratio to ours.
+/// median time of each and its ratio to ours, and writes them to
+/// `wsproto-bench/interleaved/CASE.tsv` (name, median seconds, payload bytes) for
+/// `benches/table.py`.
 /// `DECODE_INTERLEAVED=1 cargo bench -p wsproto-benches --bench decode`
 fn interleaved(case: &Case, runs: &[(&str, &dyn Fn() -> usize)], expected: usize) {
     const ROUNDS: usize = 41;
@@ -304,11 +306,17 @@ fn interleaved(case: &Case, runs: &[(&str, &dyn Fn() -> usize)], expected: usize
         })
         .collect();
     println!("interleaved {}", case.name);
+    let mut tsv = String::new();
     for ((name, _), median) in runs.iter().zip(&medians) {
         let gib_s = expected as f64 / median / f64::from(1 << 30);
         let ours_vs = median / medians[0];
         println!("  {name:<20} {gib_s:>8.2} GiB/s  ours is {ours_vs:.2}x");
+        tsv.push_str(&format!("{name}\t{median:e}\t{expected}\n"));
     }
+    let dir = common::results_dir().join("interleaved");
+    std::fs::create_dir_all(&dir).expect("create the interleaved results directory");
+    std::fs::write(dir.join(format!("{}.tsv", case.name)), tsv)
+        .expect("write the interleaved medians");
 }
 
 fn bench_decode(c: &mut Criterion) {

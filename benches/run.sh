@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The README's Performance table, from one run on this machine: every criterion bench of the
 # wsproto-benches package (benches/Cargo.toml; short measurements: 1 s warm-up, 3 s, 20
-# samples), the end-to-end comparison (benches/e2e.sh), then benches/table.py prints medians
-# and ratios and writes target/wsproto-bench/table.md.
+# samples), the decode cases again with the implementations taking turns (41 rounds), the
+# end-to-end comparison (benches/e2e.sh), then benches/table.py prints medians and ratios and
+# writes target/wsproto-bench/table.md.
 #
 #   benches/run.sh            # about 20 minutes on 2 cores; run it on an otherwise idle machine
 #   benches/run.sh --no-e2e   # criterion benches only
@@ -23,6 +24,8 @@ mkdir -p "$TARGET/wsproto-bench"
 
 cargo bench -p wsproto-benches --bench decode --bench encode --bench primitives --bench handshake \
   --bench deflate
+# The decode cases again with the implementations taking turns, against the machine's drift.
+DECODE_INTERLEAVED=1 cargo bench -p wsproto-benches --bench decode
 if [ "${1:-}" != "--no-e2e" ]; then
   benches/e2e.sh
 fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Prints the README's Performance tables from one run: criterion's medians
-(target/criterion/*/*/new/) and the end-to-end rows of benches/e2e.sh
+(target/criterion/*/*/new/), the interleaved decode medians
+(target/wsproto-bench/interleaved/*.tsv) and the end-to-end rows of benches/e2e.sh
 (target/wsproto-bench/e2e.tsv), with ratios ours / best peer and the issue's targets.
 
     python3 benches/table.py [TARGET_DIR]
@@ -150,6 +151,44 @@ print("## Performance\n")
 print("Medians of one run on one machine; each cell is payload throughput "
       "(handshake: time per handshake).\n")
 peer_table("Decode (complete messages, 64 KiB reads)", "decode_", decode_target, decode_extra)
+# The same decode cases with the implementations taking turns (DECODE_INTERLEAVED=1): a slow
+# spell of the shared machine lands on all of them alike, where criterion's sequential groups
+# can catch one implementation in it.
+interleaved = {}  # case -> name -> median seconds
+for tsv in sorted((target / "wsproto-bench" / "interleaved").glob("*.tsv")):
+    for line in tsv.read_text().splitlines():
+        name, seconds, _ = line.split("\t")
+        interleaved.setdefault(tsv.stem, {})[name] = float(seconds)
+if interleaved:
+    print("### Decode again, the implementations taking turns (median of 41 rounds each)\n")
+    print("| case | ours / best peer | streaming / best peer | ours, streaming / memcpy "
+          "through 64 KiB reads | target |")
+    print("|---|---|---|---|---|")
+    for case, times in sorted(interleaved.items()):
+        peers = [(times[p], p) for p in PEERS if p in times]
+        if OURS not in times or not peers:
+            continue
+        peer_s, peer = min(peers)
+        ratio = peer_s / times[OURS]
+        name = f"decode_{case} interleaved"
+        verdict = verdict_of(name, ratio, decode_target(case))
+        streamed = ""
+        if STREAMING in times:
+            s_ratio = peer_s / times[STREAMING]
+            verdict += "; streaming " + verdict_of(f"{name} streaming", s_ratio, 1.3)
+            streamed = f"{s_ratio:.2f}x"
+        memcpy = ""
+        if "memcpy-64KiB-reads" in times:
+            ref = times["memcpy-64KiB-reads"]
+            memcpy = f"{ref / times[OURS]:.0%}"
+            if STREAMING in times:
+                share = ref / times[STREAMING]
+                memcpy += f", {share:.0%}"
+                if "binary" in case:
+                    verdict += "; vs memcpy " + verdict_of(f"{name} streaming", share, 0.9, "%")
+        print(f"| {case} | {ratio:.2f}x ({peer}) | {streamed} | {memcpy} | {verdict} |")
+    print()
+
 peer_table("Encode (one message queued and written, per message)", "encode_", encode_target)
 peer_table("Handshake (browser request parsed, 101 built)", "handshake_",
            lambda _: (1.2, "tokio-websockets"))

@@ -391,7 +391,9 @@ impl Reader {
         else {
             return Ok(Read::NeedData);
         };
-        self.check_header(config, &header)?;
+        if !self.starts_a_plain_message(config, &header) {
+            self.check_header(config, &header)?;
+        }
         if header.opcode.is_control() {
             // Control payloads are at most 125 bytes: wait until the whole frame is here.
             let start = self.parse_pos + header_len;
@@ -481,6 +483,23 @@ impl Reader {
             return Ok(Some(Read::Chunk(kind, start..end, true)));
         }
         Ok(Some(Read::Message(kind, start..end)))
+    }
+
+    /// Whether `header` is the common case that [`check_header`](Self::check_header) passes
+    /// without a question: a text or binary frame that starts a message, masked as it must
+    /// be, with no RSV bit and within both size limits. A few comparisons inline, where the
+    /// call to the full check, with its error returned through memory, was a tenth of the
+    /// time of a 1 KiB message outside the read's copy.
+    #[inline(always)]
+    fn starts_a_plain_message(&self, config: &Config, header: &FrameHeader) -> bool {
+        self.message.is_none()
+            && header.rsv == 0
+            && matches!(header.opcode, Opcode::Text | Opcode::Binary)
+            && header.mask.is_some() == self.expect_masked
+            && header.payload_len <= config.max_message_size as u64
+            && config
+                .max_frame_size
+                .is_none_or(|max| header.payload_len <= max as u64)
     }
 
     /// Enforces the rules a header alone can break, before any payload is buffered.
@@ -864,4 +883,94 @@ fn inflate_into(
         InflateError::Corrupt => ProtocolError::InvalidCompressedData,
     })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The inline shortcut only ever skips the full check for a header that passes it, and
+    /// takes it for the plain frame it is there for: every combination of role, agreed
+    /// RSV bits, message in progress, frame limit and header field that matters.
+    #[test]
+    fn plain_message_shortcut_implies_the_full_check_passes() {
+        let opcodes = [
+            Opcode::Continuation,
+            Opcode::Text,
+            Opcode::Binary,
+            Opcode::Close,
+            Opcode::Ping,
+            Opcode::Pong,
+        ];
+        let lengths = [0, 99, 100, 101, 1 << 20, (1 << 20) + 1, u64::MAX];
+        let (mut shortcuts, mut cases) = (0, 0);
+        for role in [Role::Server, Role::Client] {
+            for rsv_allowed in [0, RSV1] {
+                for mid_message in [false, true] {
+                    for max_frame_size in [None, Some(50), Some(100), Some(2000)] {
+                        let mut reader = Reader::new(role);
+                        reader.rsv_allowed = rsv_allowed;
+                        if mid_message {
+                            reader.message = Some(MessageProgress {
+                                kind: MessageKind::Binary,
+                                start: 0,
+                                end: 10,
+                                fragments: 1,
+                                utf8: Utf8Validator::default(),
+                                compressed: false,
+                                streamed: false,
+                                streamed_len: 0,
+                            });
+                        }
+                        let mut config = Config::default().max_message_size(1 << 20);
+                        config.max_frame_size = max_frame_size;
+                        for fin in [false, true] {
+                            for rsv in 0..8 {
+                                for opcode in opcodes {
+                                    for mask in [None, Some([1, 2, 3, 4])] {
+                                        for payload_len in lengths {
+                                            let header = FrameHeader {
+                                                fin,
+                                                rsv,
+                                                opcode,
+                                                mask,
+                                                payload_len,
+                                            };
+                                            cases += 1;
+                                            if reader.starts_a_plain_message(&config, &header) {
+                                                shortcuts += 1;
+                                                assert_eq!(
+                                                    reader.check_header(&config, &header),
+                                                    Ok(()),
+                                                    "{header:?}, {role:?}, mid message \
+                                                     {mid_message}, {max_frame_size:?}"
+                                                );
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        let plain = FrameHeader {
+                            fin: true,
+                            rsv: 0,
+                            opcode: Opcode::Binary,
+                            mask: (role == Role::Server).then_some([1, 2, 3, 4]),
+                            payload_len: 100,
+                        };
+                        let within = max_frame_size.is_none_or(|max| max >= 100);
+                        assert_eq!(
+                            reader.starts_a_plain_message(&config, &plain),
+                            !mid_message && within
+                        );
+                    }
+                }
+            }
+        }
+        // Text and binary, FIN or not, the right mask, no RSV bit, up to the limits:
+        // lengths 0, 99, 100, 101 and 1 MiB under no frame limit or 2000, fewer under 50 and
+        // 100; for 2 roles x 2 RSV agreements, with no message in progress.
+        assert_eq!(cases, 2 * 2 * 2 * 4 * 2 * 8 * 6 * 2 * 7);
+        assert_eq!(shortcuts, 2 * 2 * (5 + 1 + 3 + 4) * 2 * 2);
+    }
 }

@@ -500,6 +500,56 @@ async fn shutdown_waits_for_handlers_that_outlive_their_streams() {
     assert_eq!(handle.connections(), 0);
 }
 
+/// A handler that takes a message already in its connection's buffer after shutdown
+/// started, then stops without another receive, has still sent the Close: the receive
+/// that queued it writes it at once. `recv_with` and `recv` both watch for shutdown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_close_goes_out_with_a_message_already_received() {
+    const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+    let (took_first, mut first_taken) = tokio::sync::mpsc::unbounded_channel();
+    let (addr, handle, finished, serving) = serve_counting(CLOSE_TIMEOUT, move |mut ws| {
+        let took_first = took_first.clone();
+        async move {
+            let first = ws
+                .recv_with(|event| match event {
+                    Event::Text(text) => text.to_owned(),
+                    other => panic!("{other:?}"),
+                })
+                .await
+                .expect("the first message");
+            took_first.send(first).expect("the test waits");
+            while !ws.is_shutting_down() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let second = ws.recv().await.expect("the second message");
+            assert_eq!(second, Some(Message::Text("two".into())));
+        }
+    })
+    .await;
+    let mut client = WebSocketStream::connect(&format!("ws://{addr}/"))
+        .await
+        .expect("connect");
+    // Both messages in one write, so that the server reads them together.
+    client.connection_mut().send_text("one").expect("queue");
+    client.connection_mut().send_text("two").expect("queue");
+    client.flush().await.expect("send");
+    assert_eq!(first_taken.recv().await, Some(Some("one".to_owned())));
+
+    let started = Instant::now();
+    handle.shutdown();
+    assert_eq!(
+        client.recv().await.expect("the close"),
+        Some(Message::Close {
+            code: CloseCode::GOING_AWAY,
+            reason: "going away".into()
+        })
+    );
+    serving.await.expect("task").expect("serve");
+    assert!(started.elapsed() < CLOSE_TIMEOUT, "{:?}", started.elapsed());
+    assert_eq!(finished.load(Ordering::Relaxed), 1);
+    assert_eq!(handle.connections(), 0);
+}
+
 /// Issue 16: past `max_connections` the answer is exactly 503 with Retry-After, the handler
 /// never runs for it, and once a connection closes a new one is accepted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

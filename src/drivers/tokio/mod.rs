@@ -559,7 +559,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
         &mut self,
         f: impl for<'e> FnOnce(Event<'e>, &mut Sender<'e>) -> Result<R, UsageError>,
     ) -> Result<Option<R>, Error> {
-        self.recv_with_sender_watched(f, |_, _| {}).await
+        self.recv_with_sender_watched(f, |_, _| false).await
     }
 
     /// [`recv_with_sender`](Self::recv_with_sender), calling `watch` with the connection
@@ -570,7 +570,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
     pub(crate) async fn recv_with_sender_watched<R>(
         &mut self,
         f: impl for<'e> FnOnce(Event<'e>, &mut Sender<'e>) -> Result<R, UsageError>,
-        mut watch: impl FnMut(&mut Connection, Option<&mut Context<'_>>),
+        mut watch: impl FnMut(&mut Connection, Option<&mut Context<'_>>) -> bool,
     ) -> Result<Option<R>, Error> {
         // The event's pass of the loop writes the reply from the receive buffer and ends
         // the loop: its borrows (the event, the sender) end with it, before the flush. What
@@ -743,13 +743,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
         &mut self,
         cx: &mut Context<'_>,
         max_chunk: usize,
+        f: impl FnMut(Event<'_>) -> Option<R>,
+    ) -> Poll<Result<Option<R>, Error>> {
+        self.poll_event_watched(cx, max_chunk, f, |_, _| false)
+    }
+
+    /// [`poll_event`](Self::poll_event), calling `watch` with the connection before each
+    /// event is taken (`None`) and before waiting for bytes (the task's context, to be woken
+    /// when `watch` has something to do), as
+    /// [`recv_with_sender_watched`](Self::recv_with_sender_watched) does. When `watch`
+    /// queued something (it returns `true`), such as a Close, the write is tried at once,
+    /// without waiting for the socket, so that it goes out even if the event taken next is
+    /// the last one the caller asks for.
+    pub(crate) fn poll_event_watched<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        max_chunk: usize,
         mut f: impl FnMut(Event<'_>) -> Option<R>,
+        mut watch: impl FnMut(&mut Connection, Option<&mut Context<'_>>) -> bool,
     ) -> Poll<Result<Option<R>, Error>> {
         loop {
             // The Pong to the next Ping would replace a waiting one: write it first, without
             // waiting for the socket, so that each Ping of a burst is answered while a peer
             // that does not read gets only the newest.
-            if self.conn.pong_waiting()
+            let queued = watch(&mut self.conn, None);
+            if (queued || self.conn.pong_waiting())
                 && let Poll::Ready(Err(e)) = self.poll_write(cx)
             {
                 return Poll::Ready(Err(e.into()));
@@ -773,6 +791,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
                     return Poll::Ready(Err(e.into()));
                 }
             }
+            // What this queues goes out first thing in `poll_fill`.
+            watch(&mut self.conn, Some(cx));
             ready!(self.poll_fill(cx))?;
         }
     }

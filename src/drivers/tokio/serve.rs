@@ -290,6 +290,22 @@ impl Registered {
         let _ = conn.close(code, &reason);
     }
 
+    /// The receives' watch (`WebSocketStream::poll_event_watched`): once shutdown is
+    /// raised, queues the Close on `conn` and returns `true`, once. Given the task's context
+    /// (before a receive waits), the task is woken when shutdown is raised.
+    fn watch(&self, conn: &mut Connection, cx: Option<&mut Context<'_>>) -> bool {
+        let signal = &self.signal;
+        let raised = !signal.is_answered()
+            && match cx {
+                Some(cx) => signal.poll_raised(cx).is_ready(),
+                None => signal.is_raised(),
+            };
+        if raised {
+            self.queue_close(conn);
+        }
+        raised
+    }
+
     /// The same signal and server, without the place.
     fn watching(&self) -> Self {
         Self {
@@ -1049,53 +1065,42 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ServerStream<S> {
         self.registered.signal.is_raised()
     }
 
-    /// Sends the server's Close once shutdown started.
-    async fn close_if_shutting_down(&mut self) -> Result<(), Error> {
-        if !self.registered.signal.wants_close() {
-            return Ok(());
-        }
-        self.registered.queue_close(self.ws.connection_mut());
-        self.ws.flush().await
-    }
-
-    /// As [`WebSocketStream::recv`]; at shutdown it sends the Close first.
+    /// As [`WebSocketStream::recv`]; at shutdown it sends the Close first. Cancel-safe.
     ///
     /// # Errors
     /// As [`WebSocketStream::recv`].
-    pub async fn recv(&mut self) -> Result<Option<Message>, Error> {
-        loop {
-            self.close_if_shutting_down().await?;
-            if self.registered.signal.is_answered() {
-                return self.ws.recv().await;
-            }
-            if let Either::Right(r) = race(self.registered.signal.raised(), self.ws.recv()).await {
-                return r;
-            }
-        }
+    pub fn recv(&mut self) -> impl Future<Output = Result<Option<Message>, Error>> {
+        let Self { ws, registered, .. } = self;
+        poll_fn(move |cx| {
+            ws.poll_event_watched(
+                cx,
+                usize::MAX,
+                |event| Message::from_event(&event),
+                |conn, cx| registered.watch(conn, cx),
+            )
+        })
     }
 
     /// As [`WebSocketStream::recv_with`]; at shutdown it sends the Close first.
+    /// Cancel-safe.
     ///
     /// # Errors
     /// As [`WebSocketStream::recv`].
-    pub async fn recv_with<R>(
+    pub fn recv_with<R>(
         &mut self,
         f: impl FnOnce(Event<'_>) -> R,
-    ) -> Result<Option<R>, Error> {
+    ) -> impl Future<Output = Result<Option<R>, Error>> {
+        let Self { ws, registered, .. } = self;
         let mut f = Some(f);
-        loop {
-            self.close_if_shutting_down().await?;
-            // `recv_with` calls its function only when it returns, so `f` is taken once.
-            let call = |event: Event<'_>| f.take().expect("called once")(event);
-            if self.registered.signal.is_answered() {
-                return self.ws.recv_with(call).await;
-            }
-            if let Either::Right(r) =
-                race(self.registered.signal.raised(), self.ws.recv_with(call)).await
-            {
-                return r;
-            }
-        }
+        // The receive returns at the first event it hands over, so `f` is taken once.
+        poll_fn(move |cx| {
+            ws.poll_event_watched(
+                cx,
+                usize::MAX,
+                |event| f.take().map(|f| f(event)),
+                |conn, cx| registered.watch(conn, cx),
+            )
+        })
     }
 
     /// As [`WebSocketStream::recv_with_sender`]; at shutdown it sends the Close first.
@@ -1113,17 +1118,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ServerStream<S> {
         // or waits for bytes, and goes out with its next write: no future of this method's
         // own wraps the receive's, which a handler holds while its connection idles.
         let registered = &self.registered;
-        self.ws.recv_with_sender_watched(f, move |conn, cx| {
-            let signal = &registered.signal;
-            let raised = !signal.is_answered()
-                && match cx {
-                    Some(cx) => signal.poll_raised(cx).is_ready(),
-                    None => signal.is_raised(),
-                };
-            if raised {
-                registered.queue_close(conn);
-            }
-        })
+        self.ws
+            .recv_with_sender_watched(f, move |conn, cx| registered.watch(conn, cx))
     }
 
     /// Splits into a reader, which watches for shutdown as [`recv`](Self::recv) does, and

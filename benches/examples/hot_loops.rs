@@ -3,7 +3,7 @@
 //! for the same binary and arguments is the same every time.
 //!
 //! ```text
-//! hot_loops decode COUNT SIZE server|client text|binary REPS [streamed]
+//! hot_loops decode COUNT SIZE server|client text|multibyte|binary REPS [streamed]
 //! hot_loops encode COUNT SIZE server|client REPS
 //! ```
 //!
@@ -28,7 +28,7 @@ use wsproto::Connection;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: hot_loops decode COUNT SIZE server|client text|binary REPS [streamed]\n       \
+    let usage = "usage: hot_loops decode COUNT SIZE server|client text|multibyte|binary REPS [streamed]\n       \
                  hot_loops encode COUNT SIZE server|client REPS";
     let number = |i: usize| -> usize {
         let arg = args.get(i).unwrap_or_else(|| panic!("{usage}"));
@@ -43,9 +43,11 @@ fn main() {
     };
     let total: usize = match args.first().map(String::as_str) {
         Some("decode") => {
-            let text = match args.get(4).map(String::as_str) {
-                Some("text") => true,
-                Some("binary") => false,
+            // `text` is ASCII, `multibyte` text of 1- to 4-byte code points.
+            let (text, multibyte) = match args.get(4).map(String::as_str) {
+                Some("text") => (true, false),
+                Some("multibyte") => (true, true),
+                Some("binary") => (false, false),
                 _ => panic!("{usage}"),
             };
             // The peer of a decoding server is a client, whose frames are masked.
@@ -56,9 +58,10 @@ fn main() {
             };
             let mut rng = Rng::new(12_345);
             let messages: Vec<Vec<u8>> = (0..count)
-                .map(|_| match text {
-                    true => common::ascii_text(&mut rng, size),
-                    false => rng.bytes(size),
+                .map(|_| match (text, multibyte) {
+                    (true, true) => common::multibyte_text(&mut rng, size),
+                    (true, false) => common::ascii_text(&mut rng, size),
+                    (false, _) => rng.bytes(size),
                 })
                 .collect();
             let opcode = if text { OP_TEXT } else { OP_BINARY };

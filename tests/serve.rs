@@ -502,7 +502,8 @@ async fn shutdown_waits_for_handlers_that_outlive_their_streams() {
 
 /// A handler that takes a message already in its connection's buffer after shutdown
 /// started, then stops without another receive, has still sent the Close: the receive
-/// that queued it writes it at once. `recv_with` and `recv` both watch for shutdown.
+/// that queued it writes it before handing the message over. (The two messages are one
+/// write of 18 bytes, which loopback delivers to the server's first read together.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_close_goes_out_with_a_message_already_received() {
     const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -546,6 +547,78 @@ async fn shutdown_close_goes_out_with_a_message_already_received() {
     );
     serving.await.expect("task").expect("serve");
     assert!(started.elapsed() < CLOSE_TIMEOUT, "{:?}", started.elapsed());
+    assert_eq!(finished.load(Ordering::Relaxed), 1);
+    assert_eq!(handle.connections(), 0);
+}
+
+/// As above with the socket full: the handler's last sends are cut short and left queued
+/// while the client does not read, so the Close waits behind them. The receive after
+/// shutdown hands the buffered message over only once all of it is written, and the client
+/// gets every queued message whole, then the Close.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_close_waits_for_a_full_socket_before_a_message_already_received() {
+    const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+    const PIECE: usize = 256 << 10;
+    let (progress, mut handler_at) = tokio::sync::mpsc::unbounded_channel();
+    let (addr, handle, finished, serving) = serve_counting(CLOSE_TIMEOUT, move |mut ws| {
+        let progress = progress.clone();
+        async move {
+            let first = ws.recv().await.expect("the first message");
+            assert_eq!(first, Some(Message::Text("one".into())));
+            // Sends until the socket is full; the send under way when time runs out
+            // leaves the rest of its message queued in the connection.
+            let piece = vec![0xa5; PIECE];
+            let filling = tokio::time::timeout(Duration::from_millis(300), async {
+                loop {
+                    ws.send_binary(&piece).await.expect("send");
+                }
+            });
+            assert!(filling.await.is_err(), "the client reads nothing yet");
+            assert!(ws.connection().wants_write(), "output is left queued");
+            progress.send("full").expect("the test waits");
+            while !ws.is_shutting_down() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let second = ws.recv().await.expect("the second message");
+            assert_eq!(second, Some(Message::Text("two".into())));
+            progress.send("second").expect("the test waits");
+        }
+    })
+    .await;
+    let mut client = WebSocketStream::connect(&format!("ws://{addr}/"))
+        .await
+        .expect("connect");
+    client.connection_mut().send_text("one").expect("queue");
+    client.connection_mut().send_text("two").expect("queue");
+    client.flush().await.expect("send");
+    assert_eq!(handler_at.recv().await, Some("full"));
+
+    handle.shutdown();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        handler_at.try_recv().is_err(),
+        "the buffered message waits for the Close to be written"
+    );
+    let mut pieces = 0;
+    let close = loop {
+        match client.recv().await.expect("a message") {
+            Some(Message::Binary(data)) => {
+                assert_eq!(data, vec![0xa5; PIECE]);
+                pieces += 1;
+            }
+            other => break other,
+        }
+    };
+    assert_eq!(
+        close,
+        Some(Message::Close {
+            code: CloseCode::GOING_AWAY,
+            reason: "going away".into()
+        })
+    );
+    assert!(pieces > 0);
+    assert_eq!(handler_at.recv().await, Some("second"));
+    serving.await.expect("task").expect("serve");
     assert_eq!(finished.load(Ordering::Relaxed), 1);
     assert_eq!(handle.connections(), 0);
 }

@@ -751,10 +751,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
     /// [`poll_event`](Self::poll_event), calling `watch` with the connection before each
     /// event is taken (`None`) and before waiting for bytes (the task's context, to be woken
     /// when `watch` has something to do), as
-    /// [`recv_with_sender_watched`](Self::recv_with_sender_watched) does. When `watch`
-    /// queued something (it returns `true`), such as a Close, the write is tried at once,
-    /// without waiting for the socket, so that it goes out even if the event taken next is
-    /// the last one the caller asks for.
+    /// [`recv_with_sender_watched`](Self::recv_with_sender_watched) does. While `watch`
+    /// returns `true` (what it queued, such as a Close, is not all written yet), the output
+    /// is written before any event is handed over, waiting for the socket if it must: the
+    /// caller may stop at the next event and drop the stream.
     pub(crate) fn poll_event_watched<R>(
         &mut self,
         cx: &mut Context<'_>,
@@ -766,8 +766,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
             // The Pong to the next Ping would replace a waiting one: write it first, without
             // waiting for the socket, so that each Ping of a burst is answered while a peer
             // that does not read gets only the newest.
-            let queued = watch(&mut self.conn, None);
-            if (queued || self.conn.pong_waiting())
+            if watch(&mut self.conn, None) {
+                ready!(self.poll_write(cx))?;
+            } else if self.conn.pong_waiting()
                 && let Poll::Ready(Err(e)) = self.poll_write(cx)
             {
                 return Poll::Ready(Err(e.into()));

@@ -6,7 +6,7 @@
 use super::{Error, WebSocketReader, WebSocketStream, WebSocketWriter, lock};
 use crate::close::{CloseCode, check_sendable};
 use crate::config::Config;
-use crate::connection::Connection;
+use crate::connection::{Connection, ConnectionState};
 use crate::drivers::serve::{
     Backoff, HttpRequest, HttpResponse, busy_response, has_head, is_overload, log_accept_error,
     plain_request,
@@ -291,15 +291,21 @@ impl Registered {
     }
 
     /// The receives' watch (`WebSocketStream::poll_event_watched`): once shutdown is
-    /// raised, queues the Close on `conn` and returns `true`, once. Given the task's context
-    /// (before a receive waits), the task is woken when shutdown is raised.
+    /// raised, queues the Close on `conn`. Given the task's context (before a receive
+    /// waits), the task is woken when shutdown is raised. `true` while the Close is queued
+    /// and not all written: no event is handed over before it is out, as if flushed first.
     fn watch(&self, conn: &mut Connection, cx: Option<&mut Context<'_>>) -> bool {
         let signal = &self.signal;
-        let raised = !signal.is_answered()
-            && match cx {
-                Some(cx) => signal.poll_raised(cx).is_ready(),
-                None => signal.is_raised(),
-            };
+        if signal.is_answered() {
+            // Answered, and the connection closing: the output holds our Close, or what
+            // came before it, until written. Stateless, so a receive polled again after
+            // the socket was full still writes before handing over an event.
+            return conn.state() == ConnectionState::Closing && conn.wants_write();
+        }
+        let raised = match cx {
+            Some(cx) => signal.poll_raised(cx).is_ready(),
+            None => signal.is_raised(),
+        };
         if raised {
             self.queue_close(conn);
         }

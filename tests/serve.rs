@@ -500,6 +500,29 @@ async fn shutdown_waits_for_handlers_that_outlive_their_streams() {
     assert_eq!(handle.connections(), 0);
 }
 
+/// Connects and sends the texts "one" and "two" in one write, so that the server reads
+/// them together.
+async fn connect_and_send_one_and_two(
+    addr: SocketAddr,
+) -> WebSocketStream<wsproto::drivers::tokio::ClientStream> {
+    let mut client = WebSocketStream::connect(&format!("ws://{addr}/"))
+        .await
+        .expect("connect");
+    client.connection_mut().send_text("one").expect("queue");
+    client.connection_mut().send_text("two").expect("queue");
+    client.flush().await.expect("send");
+    client
+}
+
+/// In a handler: waits until shutdown started, then receives the text "two".
+async fn receive_two_after_shutdown(ws: &mut ServerStream<TcpStream>) {
+    while !ws.is_shutting_down() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let second = ws.recv().await.expect("the second message");
+    assert_eq!(second, Some(Message::Text("two".into())));
+}
+
 /// A handler that takes a message already in its connection's buffer after shutdown
 /// started, then stops without another receive, has still sent the Close: the receive
 /// that queued it writes it before handing the message over. (The two messages are one
@@ -519,21 +542,11 @@ async fn shutdown_close_goes_out_with_a_message_already_received() {
                 .await
                 .expect("the first message");
             took_first.send(first).expect("the test waits");
-            while !ws.is_shutting_down() {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            let second = ws.recv().await.expect("the second message");
-            assert_eq!(second, Some(Message::Text("two".into())));
+            receive_two_after_shutdown(&mut ws).await;
         }
     })
     .await;
-    let mut client = WebSocketStream::connect(&format!("ws://{addr}/"))
-        .await
-        .expect("connect");
-    // Both messages in one write, so that the server reads them together.
-    client.connection_mut().send_text("one").expect("queue");
-    client.connection_mut().send_text("two").expect("queue");
-    client.flush().await.expect("send");
+    let mut client = connect_and_send_one_and_two(addr).await;
     assert_eq!(first_taken.recv().await, Some(Some("one".to_owned())));
 
     let started = Instant::now();
@@ -576,21 +589,12 @@ async fn shutdown_close_waits_for_a_full_socket_before_a_message_already_receive
             assert!(filling.await.is_err(), "the client reads nothing yet");
             assert!(ws.connection().wants_write(), "output is left queued");
             progress.send("full").expect("the test waits");
-            while !ws.is_shutting_down() {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            let second = ws.recv().await.expect("the second message");
-            assert_eq!(second, Some(Message::Text("two".into())));
+            receive_two_after_shutdown(&mut ws).await;
             progress.send("second").expect("the test waits");
         }
     })
     .await;
-    let mut client = WebSocketStream::connect(&format!("ws://{addr}/"))
-        .await
-        .expect("connect");
-    client.connection_mut().send_text("one").expect("queue");
-    client.connection_mut().send_text("two").expect("queue");
-    client.flush().await.expect("send");
+    let mut client = connect_and_send_one_and_two(addr).await;
     assert_eq!(handler_at.recv().await, Some("full"));
 
     handle.shutdown();

@@ -566,7 +566,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
     /// before each event is taken (`None`) and each time it waits for bytes (the waiting
     /// task's context, to be woken when `watch` has something to do): what it queues, such
     /// as a Close, goes out with the next write. How [`ServerStream`] sends its shutdown
-    /// Close without a future of its own around this one.
+    /// Close without a future of its own around this one. What `watch` returns is not
+    /// needed here: an event's pass writes and flushes before returning.
     pub(crate) async fn recv_with_sender_watched<R>(
         &mut self,
         f: impl for<'e> FnOnce(Event<'e>, &mut Sender<'e>) -> Result<R, UsageError>,
@@ -763,9 +764,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
         mut watch: impl FnMut(&mut Connection, Option<&mut Context<'_>>) -> bool,
     ) -> Poll<Result<Option<R>, Error>> {
         loop {
-            // The Pong to the next Ping would replace a waiting one: write it first, without
-            // waiting for the socket, so that each Ping of a burst is answered while a peer
-            // that does not read gets only the newest.
+            // What `watch` queued goes out before any event, waiting for the socket if it
+            // must. The Pong to the next Ping would replace a waiting one: it is written
+            // first too, but without waiting, so that each Ping of a burst is answered while
+            // a peer that does not read gets only the newest.
             if watch(&mut self.conn, None) {
                 ready!(self.poll_write(cx))?;
             } else if self.conn.pong_waiting()

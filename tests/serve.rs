@@ -570,28 +570,101 @@ async fn shutdown_close_goes_out_with_a_message_already_received() {
 /// gets every queued message whole, then the Close.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_close_waits_for_a_full_socket_before_a_message_already_received() {
-    const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
-    const PIECE: usize = 256 << 10;
-    let (progress, mut handler_at) = tokio::sync::mpsc::unbounded_channel();
-    let (addr, handle, finished, serving) = serve_counting(CLOSE_TIMEOUT, move |mut ws| {
-        let progress = progress.clone();
-        async move {
-            let first = ws.recv().await.expect("the first message");
-            assert_eq!(first, Some(Message::Text("one".into())));
-            // Sends until the socket is full; the send under way when time runs out
-            // leaves the rest of its message queued in the connection.
-            let piece = vec![0xa5; PIECE];
-            let filling = tokio::time::timeout(Duration::from_millis(300), async {
-                loop {
-                    ws.send_binary(&piece).await.expect("send");
-                }
-            });
-            assert!(filling.await.is_err(), "the client reads nothing yet");
-            assert!(ws.connection().wants_write(), "output is left queued");
-            progress.send("full").expect("the test waits");
-            receive_two_after_shutdown(&mut ws).await;
-            progress.send("second").expect("the test waits");
+    let shutdown = shutdown_behind_a_full_socket(|mut ws, progress| async move {
+        let first = ws.recv().await.expect("the first message");
+        assert_eq!(first, Some(Message::Text("one".into())));
+        let piece = vec![0xa5; PIECE];
+        fill_the_socket(async {
+            loop {
+                ws.send_binary(&piece).await.expect("send");
+            }
+        })
+        .await;
+        assert!(ws.connection().wants_write(), "output is left queued");
+        progress.send("full").expect("the test waits");
+        receive_two_after_shutdown(&mut ws).await;
+        progress.send("second").expect("the test waits");
+    })
+    .await;
+    shutdown.served().await;
+}
+
+/// The same through a split `ServerStream`: the writer half fills the socket, and the
+/// reader half's receive after shutdown hands the buffered message over only once the
+/// Close behind the queued output is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_reader_sends_the_close_before_a_message_already_received() {
+    let mut shutdown = shutdown_behind_a_full_socket(|ws, progress| async move {
+        let (mut reader, writer) = ws.split();
+        let first = reader.recv().await.expect("the first message");
+        assert_eq!(first, Some(Message::Text("one".into())));
+        let piece = vec![0xa5; PIECE];
+        fill_the_socket(async {
+            loop {
+                writer.send_binary(&piece).await.expect("send");
+            }
+        })
+        .await;
+        progress.send("full").expect("the test waits");
+        while !reader.is_shutting_down() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        let second = reader.recv().await.expect("the second message");
+        assert_eq!(second, Some(Message::Text("two".into())));
+        progress.send("second").expect("the test waits");
+        // The client answers the Close; the reader sees it, then the end.
+        assert_eq!(
+            reader.recv().await.expect("the answer"),
+            Some(Message::Close {
+                code: CloseCode::GOING_AWAY,
+                reason: "going away".into()
+            })
+        );
+        assert_eq!(reader.recv().await.expect("the end"), None);
+        progress.send("ended").expect("the test waits");
+    })
+    .await;
+    assert_eq!(shutdown.client.recv().await.expect("the end"), None);
+    assert_eq!(shutdown.handler_at.recv().await, Some("ended"));
+    shutdown.served().await;
+}
+
+/// The size of each message that fills the socket in the full-socket shutdown tests.
+const PIECE: usize = 256 << 10;
+
+/// In a handler: runs `sending` (a loop of `PIECE`-byte sends of 0xa5) until the socket
+/// is full; the send under way when time runs out leaves the rest of its message queued in
+/// the connection.
+async fn fill_the_socket(sending: impl Future<Output = std::convert::Infallible>) {
+    let filling = tokio::time::timeout(Duration::from_millis(300), sending);
+    assert!(filling.await.is_err(), "the client reads nothing yet");
+}
+
+/// A full-socket shutdown test after the client took the Close: what is left to check.
+struct FullSocketShutdown {
+    client: WebSocketStream<wsproto::drivers::tokio::ClientStream>,
+    handler_at: tokio::sync::mpsc::UnboundedReceiver<&'static str>,
+    handle: ServerHandle,
+    finished: Arc<AtomicUsize>,
+    serving: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Serves `handler` (given a channel to say "full" once it filled the socket, then
+/// "second" once it received the second message), sends it "one" and "two", and starts the
+/// shutdown once the socket is full. Checks that the handler gets nothing for 200 ms, that
+/// the client then reads whole pieces and the Close 1001, and that the handler got the
+/// second message after that.
+async fn shutdown_behind_a_full_socket<H, F>(handler: H) -> FullSocketShutdown
+where
+    H: Fn(ServerStream<TcpStream>, tokio::sync::mpsc::UnboundedSender<&'static str>) -> F
+        + Send
+        + Sync
+        + 'static,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let (progress, mut handler_at) = tokio::sync::mpsc::unbounded_channel();
+    let (addr, handle, finished, serving) = serve_counting(Duration::from_secs(10), move |ws| {
+        handler(ws, progress.clone())
     })
     .await;
     let mut client = connect_and_send_one_and_two(addr).await;
@@ -603,11 +676,37 @@ async fn shutdown_close_waits_for_a_full_socket_before_a_message_already_receive
         handler_at.try_recv().is_err(),
         "the buffered message waits for the Close to be written"
     );
+    expect_pieces_then_going_away(&mut client, PIECE).await;
+    assert_eq!(handler_at.recv().await, Some("second"));
+    FullSocketShutdown {
+        client,
+        handler_at,
+        handle,
+        finished,
+        serving,
+    }
+}
+
+impl FullSocketShutdown {
+    /// `serve` returns, the one handler having finished.
+    async fn served(self) {
+        self.serving.await.expect("task").expect("serve");
+        assert_eq!(self.finished.load(Ordering::Relaxed), 1);
+        assert_eq!(self.handle.connections(), 0);
+    }
+}
+
+/// Reads whole `piece`-byte binary messages of 0xa5 (at least one) until the server's
+/// Close 1001 "going away".
+async fn expect_pieces_then_going_away(
+    client: &mut WebSocketStream<wsproto::drivers::tokio::ClientStream>,
+    piece: usize,
+) {
     let mut pieces = 0;
     let close = loop {
         match client.recv().await.expect("a message") {
             Some(Message::Binary(data)) => {
-                assert_eq!(data, vec![0xa5; PIECE]);
+                assert_eq!(data, vec![0xa5; piece]);
                 pieces += 1;
             }
             other => break other,
@@ -621,10 +720,6 @@ async fn shutdown_close_waits_for_a_full_socket_before_a_message_already_receive
         })
     );
     assert!(pieces > 0);
-    assert_eq!(handler_at.recv().await, Some("second"));
-    serving.await.expect("task").expect("serve");
-    assert_eq!(finished.load(Ordering::Relaxed), 1);
-    assert_eq!(handle.connections(), 0);
 }
 
 /// Issue 16: past `max_connections` the answer is exactly 503 with Retry-After, the handler

@@ -1051,11 +1051,30 @@ impl<S: AsyncRead + AsyncWrite> WebSocketReader<S> {
     /// # Errors
     /// As [`recv`](Self::recv).
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Message>, Error>> {
+        self.poll_recv_watched(cx, |_, _| false)
+    }
+
+    /// [`poll_recv`](Self::poll_recv), calling `watch` as
+    /// [`WebSocketStream::poll_event_watched`] does: with the connection before each event
+    /// is taken (`None`) and before waiting (the task's context). While it returns `true`,
+    /// the output is written before any message is handed over, waiting for the socket if
+    /// it must. Stateless between polls, so cancel-safe like `poll_recv`.
+    pub(crate) fn poll_recv_watched(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut watch: impl FnMut(&mut Connection, Option<&mut Context<'_>>) -> bool,
+    ) -> Poll<Result<Option<Message>, Error>> {
         loop {
-            // As in `WebSocketStream::poll_event`: a waiting Pong is written, if the socket
-            // takes it, before the next Ping could replace it.
-            let pong_waiting = self.shared.conn().pong_waiting();
-            if pong_waiting && let Poll::Ready(Err(e)) = self.shared.poll_flush(cx) {
+            // As in `WebSocketStream::poll_event_watched`: what `watch` queued goes out
+            // before any message, waiting for the socket if it must; a waiting Pong is
+            // written, if the socket takes it, before the next Ping could replace it.
+            let (watched, pong_waiting) = {
+                let mut conn = self.shared.conn();
+                (watch(&mut conn, None), conn.pong_waiting())
+            };
+            if watched {
+                ready!(self.shared.poll_flush(cx))?;
+            } else if pong_waiting && let Poll::Ready(Err(e)) = self.shared.poll_flush(cx) {
                 return Poll::Ready(Err(e.into()));
             }
             let next = self
@@ -1077,7 +1096,8 @@ impl<S: AsyncRead + AsyncWrite> WebSocketReader<S> {
             // writer half's sends are awaited by their callers, and reading adds at most one
             // Pong (the newest replaces it) and a Close echo. Waiting for the writes instead would
             // deadlock two peers that both send more than the socket buffers hold before
-            // either reads.
+            // either reads. What `watch` queues goes out with this flush.
+            watch(&mut self.shared.conn(), Some(cx));
             if let Poll::Ready(written) = self.shared.poll_flush(cx) {
                 written?;
                 if self.shared.is_shut() {

@@ -121,11 +121,6 @@ impl Signal {
         self.answered.store(true, Ordering::Relaxed);
     }
 
-    /// Raised, and the Close not yet sent.
-    fn wants_close(&self) -> bool {
-        !self.is_answered() && self.is_raised()
-    }
-
     /// Ready once raised; until then `cx`'s task is the one woken (replacing the last).
     fn poll_raised(&self, cx: &mut Context<'_>) -> Poll<()> {
         if self.is_raised() {
@@ -1048,16 +1043,6 @@ impl<S> DerefMut for ServerStream<S> {
     }
 }
 
-/// The outcome of sending the server's Close: refused as a usage error only when the
-/// closing handshake is already under way, which is no failure here.
-fn ignore_closed(result: Result<(), Error>) -> Result<(), Error> {
-    match result {
-        // The handler or the peer closed first; the handshake finishes all the same.
-        Err(Error::Usage(_)) => Ok(()),
-        other => other,
-    }
-}
-
 impl<S: AsyncRead + AsyncWrite + Unpin> ServerStream<S> {
     /// The handshake request the connection was opened with.
     #[must_use]
@@ -1134,7 +1119,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ServerStream<S> {
         let (reader, writer) = self.ws.split();
         let reader = ServerReader {
             reader,
-            writer: writer.clone(),
             registered: self.registered,
         };
         (reader, writer)
@@ -1146,7 +1130,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ServerStream<S> {
 #[derive(Debug)]
 pub struct ServerReader<S> {
     reader: WebSocketReader<S>,
-    writer: WebSocketWriter<S>,
     registered: Registered,
 }
 
@@ -1157,25 +1140,15 @@ impl<S: AsyncRead + AsyncWrite> ServerReader<S> {
         self.registered.signal.is_raised()
     }
 
-    /// As [`WebSocketReader::recv`]; at shutdown it sends the Close first.
+    /// As [`WebSocketReader::recv`]; at shutdown it sends the Close first, before handing
+    /// over a message. Cancel-safe.
     ///
     /// # Errors
     /// As [`WebSocketReader::recv`].
-    pub async fn recv(&mut self) -> Result<Option<Message>, Error> {
-        loop {
-            if self.registered.signal.wants_close() {
-                self.registered.signal.answer();
-                let GoingAway { code, reason } = self.registered.shared.going_away();
-                ignore_closed(self.writer.close(code, &reason).await)?;
-            }
-            if self.registered.signal.is_answered() {
-                return self.reader.recv().await;
-            }
-            if let Either::Right(r) =
-                race(self.registered.signal.raised(), self.reader.recv()).await
-            {
-                return r;
-            }
-        }
+    pub fn recv(&mut self) -> impl Future<Output = Result<Option<Message>, Error>> {
+        // As `ServerStream::recv`: the receive itself queues the Close and writes it, so
+        // nothing is raced against the signal and no message is handed over before it.
+        let Self { reader, registered } = self;
+        poll_fn(move |cx| reader.poll_recv_watched(cx, |conn, cx| registered.watch(conn, cx)))
     }
 }

@@ -25,6 +25,8 @@ mkdir -p "$TARGET/wsproto-bench"
 cargo bench -p wsproto-benches --bench decode --bench encode --bench primitives --bench handshake \
   --bench deflate
 # The decode cases again with the implementations taking turns, against the machine's drift.
+# An earlier run's medians (a filtered manual run's too) would land in the table: cleared first.
+rm -rf "$TARGET/wsproto-bench/interleaved"
 DECODE_INTERLEAVED=1 cargo bench -p wsproto-benches --bench decode
 if [ "${1:-}" != "--no-e2e" ]; then
   benches/e2e.sh

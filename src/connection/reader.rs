@@ -889,11 +889,9 @@ fn inflate_into(
 mod tests {
     use super::*;
 
-    /// The inline shortcut only ever skips the full check for a header that passes it, and
-    /// takes it for the plain frame it is there for: every combination of role, agreed
-    /// RSV bits, message in progress, frame limit and header field that matters.
-    #[test]
-    fn plain_message_shortcut_implies_the_full_check_passes() {
+    /// Every header the shortcut's test tries: each field that matters, at the edges of the
+    /// test's limits (a 1 MiB message limit; frame limits of 50, 100 and 2000).
+    fn headers() -> impl Iterator<Item = FrameHeader> {
         let opcodes = [
             Opcode::Continuation,
             Opcode::Text,
@@ -903,67 +901,80 @@ mod tests {
             Opcode::Pong,
         ];
         let lengths = [0, 99, 100, 101, 1 << 20, (1 << 20) + 1, u64::MAX];
+        let masks = [None, Some([1, 2, 3, 4])];
+        [false, true].into_iter().flat_map(move |fin| {
+            (0..8).flat_map(move |rsv| {
+                opcodes.into_iter().flat_map(move |opcode| {
+                    masks.into_iter().flat_map(move |mask| {
+                        lengths.into_iter().map(move |payload_len| FrameHeader {
+                            fin,
+                            rsv,
+                            opcode,
+                            mask,
+                            payload_len,
+                        })
+                    })
+                })
+            })
+        })
+    }
+
+    /// A reader in `role` that agreed to `rsv_allowed`, in the middle of a binary message
+    /// or not.
+    fn reader(role: Role, rsv_allowed: u8, mid_message: bool) -> Reader {
+        let mut reader = Reader::new(role);
+        reader.rsv_allowed = rsv_allowed;
+        if mid_message {
+            reader.message = Some(MessageProgress {
+                kind: MessageKind::Binary,
+                start: 0,
+                end: 10,
+                fragments: 1,
+                utf8: Utf8Validator::default(),
+                compressed: false,
+                streamed: false,
+                streamed_len: 0,
+            });
+        }
+        reader
+    }
+
+    /// The inline shortcut only ever skips the full check for a header that passes it, and
+    /// takes it for the plain frame it is there for: every combination of role, agreed
+    /// RSV bits, message in progress, frame limit and header field that matters.
+    #[test]
+    fn plain_message_shortcut_implies_the_full_check_passes() {
         let (mut shortcuts, mut cases) = (0, 0);
         for role in [Role::Server, Role::Client] {
-            for rsv_allowed in [0, RSV1] {
-                for mid_message in [false, true] {
-                    for max_frame_size in [None, Some(50), Some(100), Some(2000)] {
-                        let mut reader = Reader::new(role);
-                        reader.rsv_allowed = rsv_allowed;
-                        if mid_message {
-                            reader.message = Some(MessageProgress {
-                                kind: MessageKind::Binary,
-                                start: 0,
-                                end: 10,
-                                fragments: 1,
-                                utf8: Utf8Validator::default(),
-                                compressed: false,
-                                streamed: false,
-                                streamed_len: 0,
-                            });
+            for (rsv_allowed, mid_message) in [(0, false), (0, true), (RSV1, false), (RSV1, true)] {
+                for max_frame_size in [None, Some(50), Some(100), Some(2000)] {
+                    let reader = reader(role, rsv_allowed, mid_message);
+                    let mut config = Config::default().max_message_size(1 << 20);
+                    config.max_frame_size = max_frame_size;
+                    for header in headers() {
+                        cases += 1;
+                        if reader.starts_a_plain_message(&config, &header) {
+                            shortcuts += 1;
+                            assert_eq!(
+                                reader.check_header(&config, &header),
+                                Ok(()),
+                                "{header:?}, {role:?}, mid message {mid_message}, \
+                                 {max_frame_size:?}"
+                            );
                         }
-                        let mut config = Config::default().max_message_size(1 << 20);
-                        config.max_frame_size = max_frame_size;
-                        for fin in [false, true] {
-                            for rsv in 0..8 {
-                                for opcode in opcodes {
-                                    for mask in [None, Some([1, 2, 3, 4])] {
-                                        for payload_len in lengths {
-                                            let header = FrameHeader {
-                                                fin,
-                                                rsv,
-                                                opcode,
-                                                mask,
-                                                payload_len,
-                                            };
-                                            cases += 1;
-                                            if reader.starts_a_plain_message(&config, &header) {
-                                                shortcuts += 1;
-                                                assert_eq!(
-                                                    reader.check_header(&config, &header),
-                                                    Ok(()),
-                                                    "{header:?}, {role:?}, mid message \
-                                                     {mid_message}, {max_frame_size:?}"
-                                                );
-                                            }
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                        let plain = FrameHeader {
-                            fin: true,
-                            rsv: 0,
-                            opcode: Opcode::Binary,
-                            mask: (role == Role::Server).then_some([1, 2, 3, 4]),
-                            payload_len: 100,
-                        };
-                        let within = max_frame_size.is_none_or(|max| max >= 100);
-                        assert_eq!(
-                            reader.starts_a_plain_message(&config, &plain),
-                            !mid_message && within
-                        );
                     }
+                    let plain = FrameHeader {
+                        fin: true,
+                        rsv: 0,
+                        opcode: Opcode::Binary,
+                        mask: (role == Role::Server).then_some([1, 2, 3, 4]),
+                        payload_len: 100,
+                    };
+                    let within = max_frame_size.is_none_or(|max| max >= 100);
+                    assert_eq!(
+                        reader.starts_a_plain_message(&config, &plain),
+                        !mid_message && within
+                    );
                 }
             }
         }

@@ -285,10 +285,12 @@ impl Registered {
         let _ = conn.close(code, &reason);
     }
 
-    /// The receives' watch (`WebSocketStream::poll_event_watched`): once shutdown is
-    /// raised, queues the Close on `conn`. Given the task's context (before a receive
-    /// waits), the task is woken when shutdown is raised. `true` while the Close is queued
-    /// and not all written: no event is handed over before it is out, as if flushed first.
+    /// The receives' watch, for `ServerStream`'s (`WebSocketStream::poll_event_watched`,
+    /// `recv_with_sender_watched`) and `ServerReader`'s (`WebSocketReader::poll_recv_watched`):
+    /// once shutdown is raised, queues the Close on `conn`. Given the task's context (before
+    /// a receive waits), the task is woken when shutdown is raised. `true` while the Close is
+    /// queued and not all written: no event is handed over before it is out, as if flushed
+    /// first.
     fn watch(&self, conn: &mut Connection, cx: Option<&mut Context<'_>>) -> bool {
         let signal = &self.signal;
         if signal.is_answered() {
